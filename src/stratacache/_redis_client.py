@@ -1,0 +1,118 @@
+"""Building redis-py clients from URLs, with defaults fit for a cache.
+
+Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+cluster://host:port``
+and ``redis+sentinel://host:port[,host:port]/service[/db]``.
+
+Defaults differ from redis-py's on purpose: a cache must fail fast (short connect
+and operation timeouts) and must queue rather than fail under a burst of tasks
+(``RedisCache`` caps the commands in flight at ``max_connections`` and queues the
+rest: redis-py's default pool raises past its connection limit when 200 tasks
+call at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigurationError, ValidationError
+
+__all__ = ["ClientOptions", "client_from_url", "validate_redis_url"]
+
+_POOL_HEADROOM = 4
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Connection settings; the defaults suit a cache that must fail fast."""
+
+    # A cache answers from memory or the source faster than this: waiting longer
+    # on a hung or restarting Redis only adds latency (a miss costs less).
+    connect_timeout: float = 0.25
+    operation_timeout: float = 0.25
+    max_connections: int = 64
+    retries: int = 1
+
+
+def validate_redis_url(url: object) -> str:
+    """Check a Redis URL with the messages users' tests match on."""
+    if not isinstance(url, str):
+        raise ValidationError(
+            f"redis_url must be a string, not {type(url).__name__}",
+            {"redis_url_type": type(url).__name__},
+        )
+    if not url.strip():
+        raise ValidationError("redis_url cannot be empty")
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise ValidationError(
+            "redis_url must start with 'redis://', 'rediss://' or 'unix://' "
+            "(or 'redis+cluster://', 'redis+sentinel://')",
+            {"scheme": scheme},
+        )
+    parts = urlsplit(url)
+    if scheme == "unix":
+        if not parts.path:
+            raise ValidationError("a unix:// redis_url must include the socket path")
+    elif not parts.hostname and not parts.netloc.split("@")[-1]:
+        raise ValidationError(
+            "redis_url must include host information, e.g. redis://localhost:6379"
+        )
+    return url
+
+
+def client_from_url(url: str, options: ClientOptions = ClientOptions()) -> Any:
+    """Return a ``redis.asyncio`` client (``Redis`` or ``RedisCluster``) for ``url``."""
+    validate_redis_url(url)
+    import redis.asyncio as aioredis
+
+    scheme = url.split("://", 1)[0].lower()
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    common: dict[str, Any] = {
+        "socket_connect_timeout": options.connect_timeout,
+        "socket_timeout": options.operation_timeout,
+        # redis-py 8 retries timeouts and connection errors 3 times with backoff: a
+        # cache must fail fast and let its breaker decide when to try again. One
+        # immediate retry of a *connection* error remains: after a restart, pooled
+        # connections are stale, and the retry reconnects instead of failing.
+        "retry": Retry(NoBackoff(), options.retries, supported_errors=(RedisConnectionError,)),
+    }
+    if scheme.endswith("+cluster"):
+        from redis.asyncio.cluster import RedisCluster
+
+        plain = url.replace("+cluster", "", 1)
+        return RedisCluster.from_url(
+            plain, max_connections=options.max_connections + _POOL_HEADROOM, **common
+        )
+    if scheme == "redis+sentinel":
+        return _sentinel_client(url, common, options)
+    # A plain pool: the cache queues callers beyond max_connections itself, which
+    # costs nothing when there is room (a BlockingConnectionPool costs 12-20 us a
+    # command). Headroom above the cache's limit: the pub/sub connection.
+    pool = aioredis.ConnectionPool.from_url(
+        url, max_connections=options.max_connections + _POOL_HEADROOM, **common
+    )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def _sentinel_client(url: str, common: dict[str, Any], options: ClientOptions) -> Any:
+    from redis.asyncio.sentinel import Sentinel
+
+    parts = urlsplit(url)
+    hosts = []
+    for host_port in parts.netloc.split("@")[-1].split(","):
+        host, _, port = host_port.partition(":")
+        hosts.append((host, int(port or 26379)))
+    path = [unquote(segment) for segment in parts.path.split("/") if segment]
+    if not path:
+        raise ConfigurationError(
+            "a redis+sentinel:// URL needs the service name: redis+sentinel://host:26379/mymaster/0"
+        )
+    service, db = path[0], int(path[1]) if len(path) > 1 else 0
+    sentinel = Sentinel(hosts, sentinel_kwargs=common, **common)  # type: ignore[no-untyped-call]
+    return sentinel.master_for(service, db=db, max_connections=options.max_connections)

@@ -1,0 +1,1 @@
+"""The public cache implementations (re-exported from :mod:`stratacache`)."""

@@ -1,0 +1,418 @@
+"""``RedisCache``: Redis only, no memory tier — the shared tier of every process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
+
+from .._clock import Clock, monotonic
+from .._codec import Codec, UndecodableValue, report_undecodable
+from .._keys import (
+    validate_key,
+    validate_keys,
+    validate_pattern,
+    validate_tags,
+)
+from .._redis_client import ClientOptions, client_from_url
+from .._resilience import CircuitBreaker
+from .._ttl import resolve_ttl, validate_default_ttl
+from ..errors import ConfigurationError, InfrastructureError, ValidationError
+from ..tiers._redis import RedisTier
+from ._interface import MISSING, CacheInterface, incr_refused, validate_delta
+
+__all__ = ["RedisCache"]
+
+logger = logging.getLogger("stratacache")
+T = TypeVar("T")
+
+
+class RedisCache(CacheInterface):
+    """A cache kept in Redis (single node, Sentinel or Cluster), shared by processes.
+
+    Args:
+        url: ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://host:port``
+            or ``redis+sentinel://host:port[,host:port]/service/db``.
+        prefix: prepended to every key as given; ``clear()`` and patterns touch
+            only keys under it. Give every application its own.
+        client: an existing ``redis.asyncio.Redis`` / ``RedisCluster`` to use
+            instead of ``url`` (the cache then does not own its lifecycle... it
+            still closes it in ``aclose()`` unless ``close_client=False``).
+        default_ttl: seconds for writes without ``ttl`` (0: never expire).
+        codec: how values are encoded; share one across caches that share keys.
+        strict: raise :class:`InfrastructureError` when Redis fails, instead of
+            the default fail-safe behaviour (a miss, a dropped write, counted by
+            class and logged). ``incr`` raises either way: no count would be right.
+        options: connection settings: timeouts (0.25 s by default) and pool size.
+        breaker: the circuit breaker guarding Redis (default: opens after 3
+            consecutive failures, one probe per second).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "",
+        client: Any = None,
+        default_ttl: int = 3600,
+        codec: Codec | None = None,
+        strict: bool = False,
+        close_client: bool = True,
+        options: ClientOptions | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Clock = monotonic,
+    ) -> None:
+        super().__init__()
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            raise ValidationError("prefix must be a str without NUL characters")
+        self.default_ttl = validate_default_ttl(default_ttl)
+        self.prefix = prefix
+        self.url = url if client is None else None
+        self.codec = codec if codec is not None else Codec()
+        self.strict = strict
+        self._close_client = close_client
+        client = client if client is not None else client_from_url(url, options or ClientOptions())
+        self._tier = RedisTier(client, prefix=prefix)
+        self._closed = False
+        self._status = "disconnected"
+        self._stats: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
+        self._breaker = breaker if breaker is not None else CircuitBreaker(clock=clock)
+        # Callers beyond the pool size queue here instead of failing: redis-py's
+        # pools raise MaxConnectionsError once exhausted. A counter, not a
+        # Semaphore: the common case must not cost a coroutine and a future.
+        self._limit = (options or ClientOptions()).max_connections
+        self._busy = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        return f"RedisCache(prefix={self.prefix!r}, default_ttl={self.default_ttl})"
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client in use."""
+        return self._tier.client
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when talking to a Redis Cluster."""
+        return self._tier.is_cluster
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def connect(self) -> bool:
+        """Ping Redis; True if it answers (strict caches raise instead of False)."""
+        self._check_open()
+        try:
+            await self._run("PING", self._ping())
+        except InfrastructureError:
+            if self.strict:
+                raise
+            return False
+        return self._status == "connected"
+
+    async def _ping(self) -> None:
+        from .._redis_errors import map_redis_errors
+
+        with map_redis_errors("PING"):
+            await self._tier.client.ping()
+
+    async def disconnect(self) -> None:
+        """Close the connections (same as :meth:`aclose`)."""
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._status = "disconnected"
+        if self._close_client:
+            try:
+                await self._tier.aclose()
+            except InfrastructureError as exc:
+                logger.debug("stratacache: closing the Redis client failed: %s", exc)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        validate_key(key)
+        self._check_open()
+        data = await self._run("get", self._tier.get(self.prefix + key), fallback=None)
+        return self._decoded(key, data, default)
+
+    async def exists(self, key: str) -> bool:
+        validate_key(key)
+        self._check_open()
+        return bool(await self._run("exists", self._tier.exists(self.prefix + key), fallback=False))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        valid = validate_keys(keys)
+        self._check_open()
+        stored = await self._run(
+            "get_many", self._tier.get_many([self.prefix + key for key in valid]), fallback=None
+        )
+        if stored is None:
+            self._stats["misses"] += len(valid)
+            return {}
+        found: dict[str, Any] = {}
+        decode, prefix = self.codec.decode, self.prefix
+        for key, data in zip(valid, stored, strict=True):
+            if data is not None:
+                try:
+                    found[key] = decode(data, prefix + key)
+                except UndecodableValue as exc:
+                    self._undecodable(key, exc)
+        self._stats["hits"] += len(found)
+        self._stats["misses"] += len(valid) - len(found)
+        return found
+
+    async def get_with_ttl(self, keys: list[str]) -> list[tuple[Any, int, frozenset[str]]]:
+        """(value or MISSING, milliseconds left: -1 persistent, tags) per valid key.
+
+        For a memory tier in front of this cache: it must not keep a copy longer
+        than Redis keeps the entry, and must know its tags to honour tag
+        invalidations. Counted as hits and misses like ``get``.
+        """
+        self._check_open()
+        full = [self.prefix + key for key in keys]
+        replies = await self._run("get", self._tier.get_with_ttl(full), fallback=None)
+        if replies is None:
+            self._stats["misses"] += len(keys)
+            return [(MISSING, -2, frozenset())] * len(keys)
+        return [
+            (self._decoded(key, data, MISSING), ttl, tags)
+            for key, (data, ttl, tags) in zip(keys, replies, strict=True)
+        ]
+
+    async def get_ttl(self, key: str) -> int | None:
+        validate_key(key)
+        self._check_open()
+        result: int | None = await self._run(
+            "get_ttl", self._tier.ttl(self.prefix + key), fallback=None
+        )
+        return result
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def set(
+        self, key: str, value: Any, ttl: int | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
+        validate_key(key)
+        seconds = resolve_ttl(ttl, self.default_ttl)
+        labels = validate_tags(tags)
+        self._check_open()
+        full = self.prefix + key
+        data = self.codec.encode(value, full)
+        await self._run("set", self._tier.set(full, data, seconds, labels))
+        self._stats["sets"] += 1
+
+    async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
+        if not isinstance(mapping, Mapping):
+            raise ValidationError(f"set_many needs a mapping, not {type(mapping).__name__}")
+        seconds = resolve_ttl(ttl, self.default_ttl)
+        self._check_open()
+        items = []
+        for key, value in mapping.items():
+            full = self.prefix + validate_key(key)
+            items.append((full, self.codec.encode(value, full)))
+        await self._run("set_many", self._tier.set_many(items, seconds))
+        self._stats["sets"] += len(items)
+
+    async def delete(self, key: str) -> bool:
+        validate_key(key)
+        self._check_open()
+        removed = await self._run("delete", self._tier.delete([self.prefix + key]), fallback=0)
+        self._stats["deletes"] += removed
+        return bool(removed)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        valid = validate_keys(keys)
+        self._check_open()
+        removed: int = await self._run(
+            "delete_many", self._tier.delete([self.prefix + key for key in valid]), fallback=0
+        )
+        self._stats["deletes"] += removed
+        return removed
+
+    async def expire(self, key: str, ttl: int | None) -> bool:
+        validate_key(key)
+        seconds = resolve_ttl(ttl, self.default_ttl)
+        self._check_open()
+        return bool(
+            await self._run("expire", self._tier.expire(self.prefix + key, seconds), fallback=False)
+        )
+
+    async def incr(self, key: str, delta: int = 1) -> int:
+        validate_key(key)
+        validate_delta(delta)
+        self._check_open()
+        # Counters are decimal text (inside an envelope when tagged): Redis adds
+        # atomically. Redis being down raises even in fail-safe mode: no count
+        # would be right.
+        try:
+            result: int = await self._run(
+                "incr", self._tier.incr(self.prefix + key, delta, self.default_ttl), strict=True
+            )
+        except TypeError:
+            raise incr_refused(key, delta, overflow=False) from None
+        except OverflowError:
+            raise incr_refused(key, delta, overflow=True) from None
+        return result
+
+    async def clear(self) -> None:
+        self._check_open()
+        if not self.prefix:
+            raise ConfigurationError(
+                "clear() on a RedisCache without a prefix would delete every key in the "
+                "database; give the cache a prefix (RedisCache(url, prefix='myapp:'))"
+            )
+        await self._run("clear", self._tier.clear(), fallback=0)
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        validate_pattern(pattern)
+        self._check_open()
+        removed: int = await self._run(
+            "invalidate_pattern", self._tier.delete_matching(pattern), fallback=0
+        )
+        self._stats["invalidations"] += removed
+        return removed
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        labels = validate_tags(tags)
+        self._check_open()
+        removed: int = await self._run(
+            "invalidate_tags", self._tier.invalidate_tags(labels), fallback=0
+        )
+        self._stats["invalidations"] += removed
+        return removed
+
+    async def _recheck(self, key: str) -> Any:
+        data = await self._run("get", self._tier.get(self.prefix + key), fallback=None)
+        if data is None:
+            return MISSING
+        try:
+            return self.codec.decode(data, self.prefix + key)
+        except UndecodableValue:
+            return MISSING
+
+    # -- stats -------------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = self._stats
+        lookups = stats["hits"] + stats["misses"]
+        return {
+            "hits": stats["hits"],
+            "misses": stats["misses"],
+            "sets": stats["sets"],
+            "deletes": stats["deletes"],
+            "invalidations": stats["invalidations"],
+            "evictions": 0,  # Redis evicts on its own; see INFO stats evicted_keys
+            "expirations": 0,
+            "decode_errors": stats["decode_errors"],
+            "hit_rate": stats["hits"] / lookups if lookups else 0.0,
+            "entries": None,  # unknown without a SCAN: see get_cache_stats()
+            "max_size": None,
+            "memory_usage_bytes": None,
+            "errors": sum(self._failures.values()),
+            "errors_by_class": dict(self._failures),
+            "redis_status": self._status,
+            "circuit": self._breaker.state,
+        }
+
+    async def get_cache_stats(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "prefix": self.prefix,
+            "memory": {"status": "disabled"},
+            "redis": {"status": self._status, **self.get_stats()},
+        }
+
+    # -- internals -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InfrastructureError("this RedisCache is closed; create a new one")
+
+    async def _run(
+        self, operation: str, call: Awaitable[T], *, fallback: Any = None, strict: bool = False
+    ) -> T | Any:
+        """Await a tier call through the breaker; on failure raise (strict) or fall back."""
+        if self._breaker.state != "closed" and not self._breaker.allow():
+            if isinstance(call, Coroutine):
+                call.close()  # never started: close it, or Python warns it was never awaited
+            return self._failed(
+                operation,
+                InfrastructureError(
+                    "Redis is failing: the circuit breaker is open, retrying "
+                    f"every {self._breaker.reset_timeout:g} s",
+                    {"operation": operation, "error_class": "CircuitOpen"},
+                ),
+                fallback,
+                strict,
+            )
+        if self._busy < self._limit:  # the common case: no waiting, no future
+            self._busy += 1
+        else:
+            await self._wait_for_slot()
+        try:
+            result = await call
+        except InfrastructureError as exc:
+            self._breaker.failure()
+            return self._failed(operation, exc, fallback, strict)
+        finally:
+            self._release_slot()
+        if self._breaker.failures:
+            self._breaker.success()
+        self._status = "connected"
+        return result
+
+    async def _wait_for_slot(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # _release_slot hands its slot over: _busy stays the same
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slot()  # handed a slot just as we were cancelled
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy -= 1
+
+    def _failed(self, operation: str, exc: InfrastructureError, fallback: Any, strict: bool) -> Any:
+        error_class = exc.context.get("error_class", "InfrastructureError")
+        self._failures[error_class] += 1
+        if error_class != "CircuitOpen":
+            self._status = "error" if exc.context.get("kind") == "reply" else "disconnected"
+        if self.strict or strict:
+            raise exc
+        log = logger.warning if self._failures[error_class] == 1 else logger.debug
+        log("stratacache: Redis %s failed, serving without Redis: %s", operation, exc.message)
+        return fallback
+
+    def _decoded(self, key: str, data: bytes | None, default: Any) -> Any:
+        if data is None:
+            self._stats["misses"] += 1
+            return default
+        try:
+            value = self.codec.decode(data, self.prefix + key)
+        except UndecodableValue as exc:
+            self._stats["misses"] += 1
+            self._undecodable(key, exc)
+            return default
+        self._stats["hits"] += 1
+        return value
+
+    def _undecodable(self, key: str, exc: UndecodableValue) -> None:
+        """Count and log (once at WARNING) a value that could not be decoded."""
+        self._stats["decode_errors"] += 1
+        report_undecodable(key, exc, self._stats["decode_errors"])

@@ -1,0 +1,1 @@
+"""Storage tiers: where cached bytes (or immutable values) actually live."""
