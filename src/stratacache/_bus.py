@@ -12,34 +12,51 @@ have changed meanwhile). Reconnection backs off from ``reconnect_delay`` up to
 ``max_reconnect_delay``, forever, until :meth:`aclose`.
 
 Messages are msgpack ``[origin, kind, items]``; a process ignores its own origin.
+
+On a Redis Cluster, a PUBLISH on any node reaches the subscribers of every node, so
+the subscription lives on one node and moves to the next when that node is lost
+(the client's slot map may name a dead node until the failover completes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import msgpack
 
-__all__ = ["InvalidationBus", "Kind"]
+__all__ = ["InvalidationBus", "Kind", "State"]
 
 logger = logging.getLogger("stratacache")
 
 Kind = Literal["keys", "pattern", "tags", "clear"]
+State = Literal["stopped", "subscribing", "subscribed", "lost"]
 Apply = Callable[[str, list[str]], Awaitable[None]]
 Flush = Callable[[], Awaitable[None]]
 _KINDS = frozenset({"keys", "pattern", "tags", "clear"})
 
 
 class InvalidationBus:
-    """Publishes this process's invalidations and applies everyone else's."""
+    """Publishes this process's invalidations and applies everyone else's.
+
+    Args:
+        client: returns the redis-py client of the running event loop (a cache
+            shared by threads with their own loops has one client per loop).
+        channel: the namespace's channel.
+        apply / flush: what a message, and a loss, do to the memory tier.
+
+    The listener runs as a task in one event loop. If that loop ends (a thread's
+    ``asyncio.run`` returning), the next call to :meth:`ensure_started` from any
+    other loop starts it again there; meanwhile :attr:`serving` is False.
+    """
 
     def __init__(
         self,
-        client: Any,
+        client: Callable[[], Any],
         channel: str,
         *,
         apply: Apply,
@@ -52,69 +69,132 @@ class InvalidationBus:
         self.received = 0
         self.published = 0
         self.losses = 0
+        self.state: State = "stopped"
         self._client = client
         self._apply = apply
         self._flush = flush
         self._reconnect_delay = reconnect_delay
         self._max_reconnect_delay = max_reconnect_delay
-        self._subscribed = asyncio.Event()
+        self._lock = threading.Lock()  # loops in several threads may start it at once
         self._task: asyncio.Task[None] | None = None
+        self._subscribed: asyncio.Event | None = None
+        self._node = 0  # on a Cluster: which node to subscribe (and publish) through
 
     @property
     def connected(self) -> bool:
         """True while the subscription is live."""
-        return self._subscribed.is_set()
+        return self.state == "subscribed"
+
+    @property
+    def serving(self) -> bool:
+        """Whether a memory tier may answer: subscribed, or Redis lost (fail-safe).
+
+        Not while stopped or still subscribing: invalidations may have been missed.
+        """
+        return self.state == "subscribed" or self.state == "lost"
+
+    def ensure_started(self) -> asyncio.Event:
+        """Start listening in the running loop unless a listener already runs."""
+        with self._lock:
+            if self._task is None or self._task.done():
+                self._subscribed = asyncio.Event()
+                self.state = "subscribing"
+                self._task = asyncio.get_running_loop().create_task(
+                    self._listen(self._subscribed), name=f"stratacache-bus:{self.channel}"
+                )
+            assert self._subscribed is not None
+            return self._subscribed
 
     async def start(self, timeout: float = 1.0) -> bool:
         """Start listening; True once subscribed (False if not within ``timeout``)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name=f"stratacache-bus:{self.channel}")
+        subscribed = self.ensure_started()
+        if self._task is not None and self._task.get_loop() is not asyncio.get_running_loop():
+            return self.connected  # listening in another thread's loop: cannot wait on it
         try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
+            await asyncio.wait_for(subscribed.wait(), timeout)
         except asyncio.TimeoutError:
             return False
         return True
 
     async def publish(self, kind: Kind, items: Sequence[str] = ()) -> None:
-        """Tell every other process; raises the client's error if Redis fails."""
+        """Tell every other process; raises the client's error if Redis fails.
+
+        On a Cluster, PUBLISH reaches every node from any node: it goes through one
+        node at a time, the next one if that fails.
+        """
         message = msgpack.packb([self.origin, kind, list(items)])
-        await self._client.publish(self.channel, message)
+        client = self._client()
+        if not _is_cluster(client):
+            await client.publish(self.channel, message)
+        else:
+            nodes = client.get_nodes()
+            for attempt in range(len(nodes)):
+                node = nodes[(self._node + attempt) % len(nodes)]
+                try:
+                    await client.publish(self.channel, message, target_nodes=node)
+                    break
+                except Exception:
+                    if attempt == len(nodes) - 1:
+                        raise
+            self._node += attempt
         self.published += 1
 
     async def aclose(self) -> None:
         """Stop listening (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
+        with self._lock:
+            task, self._task = self._task, None
+        if task is None:
+            return
+        if task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self._subscribed.clear()
+        elif not task.get_loop().is_closed():
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        self.state = "stopped"
 
-    async def _listen(self) -> None:
+    def _subscription(self) -> Any:
+        client = self._client()
+        if not _is_cluster(client):
+            return client.pubsub()
+        # Any node hears every PUBLISH; after a loss, try the next one (the lost
+        # node may be down while the client's slot map still names it).
+        nodes = client.get_nodes()
+        return client.pubsub(node=nodes[self._node % len(nodes)])
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
         delay = self._reconnect_delay
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                await self._flush()  # whatever happened while we were not listening
-                self._subscribed.set()
-                delay = self._reconnect_delay
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
-                        await self._handle(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the subscription is lost: forget what we may have missed
-                self._lost(exc)
-                await self._flush()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_reconnect_delay)
-            finally:
-                await asyncio.shield(_close_quietly(pubsub))
+        try:
+            while True:
+                pubsub = self._subscription()
+                try:
+                    await pubsub.subscribe(self.channel)
+                    await self._flush()  # whatever happened while we were not listening
+                    self.state = "subscribed"
+                    subscribed.set()
+                    delay = self._reconnect_delay
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=1.0
+                        )
+                        if message is not None:
+                            await self._handle(message["data"])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the subscription is lost: forget what we missed
+                    self._lost(exc)
+                    await self._flush()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_reconnect_delay)
+                finally:
+                    await asyncio.shield(_close_quietly(pubsub))
+        finally:  # stopped (aclose, or the loop is ending): nobody listens any more
+            self.state = "stopped"
+            subscribed.clear()
 
     def _lost(self, exc: BaseException) -> None:
-        self._subscribed.clear()
+        self.state = "lost"
         self.losses += 1
+        self._node += 1
         log = logger.warning if self.losses == 1 else logger.debug
         log(
             "stratacache: invalidation channel %r lost (%s); memory tier flushed", self.channel, exc
@@ -130,6 +210,10 @@ class InvalidationBus:
             return
         self.received += 1
         await self._apply(kind, [str(item) for item in items])
+
+
+def _is_cluster(client: Any) -> bool:
+    return callable(getattr(client, "get_primaries", None))
 
 
 async def _close_quietly(pubsub: Any) -> None:

@@ -69,14 +69,15 @@ async def _redis(request: pytest.FixtureRequest, url_fixture: str = "redis_url")
     async def advance(seconds: float) -> None:
         await _age(cache.client, prefix, seconds)
 
-    return Subject(cache, advance, cross_loop=False)
+    return Subject(cache, advance)
 
 
-async def _two_tier(request: pytest.FixtureRequest) -> Subject:
+async def _two_tier(request: pytest.FixtureRequest, url_fixture: str = "redis_url") -> Subject:
+    server = request.getfixturevalue(url_fixture)
     namespace = request.getfixturevalue("unique_prefix")
     clock = FakeClock(1_000.0)
     cache = GenericRedisCache(
-        request.getfixturevalue("redis_url"),
+        server if isinstance(server, str) else server.url,
         namespace=namespace,
         default_ttl=DEFAULT_TTL,
         memory_cache_size=10_000,
@@ -88,7 +89,7 @@ async def _two_tier(request: pytest.FixtureRequest) -> Subject:
         clock.advance(seconds)  # the memory tier's clock, and Redis's TTLs
         await _age(cache.client, namespace_prefix(namespace), seconds)
 
-    return Subject(cache, advance, cross_loop=False)
+    return Subject(cache, advance)
 
 
 async def _manager(request: pytest.FixtureRequest) -> Subject:
@@ -104,7 +105,7 @@ async def _manager(request: pytest.FixtureRequest) -> Subject:
         clock.advance(seconds)
         await _age(remote.client, prefix, seconds)
 
-    return Subject(cache, advance, cross_loop=False, max_key_length=1024 - len("orders:"))
+    return Subject(cache, advance, max_key_length=1024 - len("orders:"))
 
 
 SUBJECTS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Subject]]] = {
@@ -114,6 +115,7 @@ SUBJECTS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Subject]]] = {
     "redis-cluster": lambda request: _redis(request, "redis_cluster"),
     "redis-sentinel": lambda request: _redis(request, "redis_sentinel"),
     "two-tier": _two_tier,
+    "two-tier-cluster": lambda request: _two_tier(request, "redis_cluster"),
     "manager": _manager,
 }
 MARKS = {
@@ -121,6 +123,7 @@ MARKS = {
     "redis-cluster": [pytest.mark.redis, pytest.mark.slow],
     "redis-sentinel": [pytest.mark.redis, pytest.mark.slow],
     "two-tier": [pytest.mark.redis],
+    "two-tier-cluster": [pytest.mark.redis, pytest.mark.slow],
     "manager": [pytest.mark.redis],
 }
 

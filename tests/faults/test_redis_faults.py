@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stratacache import ClientOptions, RedisCache
+from stratacache import ClientOptions, GenericRedisCache, RedisCache
 
 from redis_servers import RedisCluster, RedisServer
 
@@ -284,3 +284,61 @@ async def test_cancelled_gets_never_hand_a_caller_another_callers_value(
     finally:
         proxy.close()
         await proxy.wait_closed()
+
+
+async def test_killing_the_clusters_pubsub_node_flushes_then_restores_coherence(
+    redis_cluster_with_replicas: RedisCluster,
+) -> None:
+    """The node holding the invalidation subscription dies: L1s flush, then resubscribe."""
+    cluster = redis_cluster_with_replicas
+    roomy = ClientOptions(connect_timeout=1.0, operation_timeout=1.0)
+    async with (
+        GenericRedisCache(cluster.url, namespace="bus", options=roomy) as writer,
+        GenericRedisCache(cluster.url, namespace="bus", options=roomy) as reader,
+    ):
+        await writer.set("k", "before")
+        for _ in range(100):  # bounded: wait for the writer's invalidation to arrive
+            if reader.get_stats()["invalidations_received"]:
+                break
+            await asyncio.sleep(0.01)  # wall-clock: a real pub/sub delivery
+        assert await reader.get("k") == "before"  # now in the reader's memory tier
+        assert reader.get_stats()["entries"] == 1
+        # Kill the node the reader's subscription lives on.
+        await asyncio.to_thread(_subscribed_node(cluster, "stratacache:invalidate:bus:").kill)
+        killed = time.perf_counter()
+        flushed = resubscribed = None
+        for _ in range(1_000):  # bounded: 1,000 x 10 ms
+            if flushed is None and reader.get_stats()["entries"] == 0:
+                flushed = time.perf_counter() - killed
+            if flushed is not None and reader.get_stats()["invalidation_channel"] == "connected":
+                resubscribed = time.perf_counter() - killed
+                break
+            await asyncio.sleep(0.01)  # wall-clock: poll for the loss and the failover
+        assert flushed is not None, "the reader's memory tier was never flushed"
+        assert flushed <= 1.5, f"memory tier flushed only {flushed:.2f} s after the kill"
+        assert resubscribed is not None, "the subscription never came back"
+        print(f"\nbus on cluster: flushed {flushed:.2f} s, resubscribed {resubscribed:.2f} s")
+        for attempt in range(500):  # bounded: the writes resume once the slot fails over
+            await writer.set("k", "after")
+            if writer.get_stats()["circuit"] == "closed" and await writer.get("k") == "after":
+                break
+            await asyncio.sleep(0.01)  # wall-clock: wait for the failover
+        else:
+            raise AssertionError(f"writes never resumed ({attempt + 1} attempts)")
+        assert await reader.get("k") == "after"  # promoted afresh, never the old copy
+        await writer.set("k", "latest")
+        for _ in range(100):  # bounded: 100 x 1 ms — the 50 ms staleness bound
+            if await reader.get("k") == "latest":
+                break
+            await asyncio.sleep(0.001)  # wall-clock: a real pub/sub delivery
+        else:
+            raise AssertionError("the reader still serves 'after' 100 ms after the write")
+
+
+def _subscribed_node(cluster: RedisCluster, channel: str) -> RedisServer:
+    """The running node with a subscriber on ``channel`` (NUMSUB is per node)."""
+    for server in cluster.running():
+        _, count = server.command("PUBSUB", "NUMSUB", channel)
+        if count:
+            return server
+    raise AssertionError(f"nobody subscribes to {channel!r}")

@@ -57,8 +57,8 @@ async def test_others_hear_every_invalidation_and_nobody_hears_itself(
 ) -> None:
     channel = unique_prefix + "bus"
     a, b = Recorder(), Recorder()
-    bus_a = InvalidationBus(client, channel, apply=a.apply, flush=a.flush)
-    bus_b = InvalidationBus(client, channel, apply=b.apply, flush=b.flush)
+    bus_a = InvalidationBus(lambda: client, channel, apply=a.apply, flush=a.flush)
+    bus_b = InvalidationBus(lambda: client, channel, apply=b.apply, flush=b.flush)
     try:
         assert await bus_a.start()
         assert await bus_b.start()
@@ -80,8 +80,8 @@ async def test_others_hear_every_invalidation_and_nobody_hears_itself(
 async def test_malformed_messages_are_ignored(client: aioredis.Redis, unique_prefix: str) -> None:
     channel = unique_prefix + "bus"
     recorder = Recorder()
-    bus = InvalidationBus(client, channel, apply=recorder.apply, flush=recorder.flush)
-    sender = InvalidationBus(client, channel, apply=recorder.apply, flush=recorder.flush)
+    bus = InvalidationBus(lambda: client, channel, apply=recorder.apply, flush=recorder.flush)
+    sender = InvalidationBus(lambda: client, channel, apply=recorder.apply, flush=recorder.flush)
     try:
         assert await bus.start()
         await client.publish(channel, b"\xc1 not msgpack")
@@ -97,7 +97,7 @@ async def test_malformed_messages_are_ignored(client: aioredis.Redis, unique_pre
 async def test_a_lost_subscription_flushes_then_resubscribes(redis_server: RedisServer) -> None:
     client = aioredis.Redis.from_url(redis_server.url)
     recorder = Recorder()
-    bus = InvalidationBus(client, "inv", apply=recorder.apply, flush=recorder.flush)
+    bus = InvalidationBus(lambda: client, "inv", apply=recorder.apply, flush=recorder.flush)
     try:
         assert await bus.start()
         flushes = recorder.flushes  # one on subscribing

@@ -10,6 +10,8 @@ import pytest
 from stratacache import ConfigurationError, RedisCache, ValidationError
 from stratacache._redis_client import client_from_url, validate_redis_url
 
+from redis_servers import RedisServer
+
 pytestmark = pytest.mark.redis
 
 
@@ -120,3 +122,42 @@ async def test_every_scheme_builds_a_client_without_connecting(url: str) -> None
 def test_a_sentinel_url_needs_its_service_name() -> None:
     with pytest.raises(ConfigurationError, match="service name"):
         client_from_url("redis+sentinel://127.0.0.1:26379")
+
+
+def _connected_clients(server: RedisServer) -> int:
+    info = server.command("INFO", "clients")
+    return int(info["connected_clients"])
+
+
+async def test_each_event_loop_gets_a_client_closed_as_that_loop_ends(
+    redis_server: RedisServer,
+) -> None:
+    baseline = _connected_clients(redis_server)
+    async with RedisCache(redis_server.url, prefix="loops:") as cache:
+        await cache.set("k", "home")
+        assert _connected_clients(redis_server) == baseline + 1
+
+        async def elsewhere() -> tuple[object, int]:
+            value = await cache.get("k")
+            return value, _connected_clients(redis_server)
+
+        # Three threads, one after another, each running (and ending) its own loop.
+        for _ in range(3):
+            value, during = await asyncio.to_thread(asyncio.run, elsewhere())
+            assert value == "home"
+            assert during == baseline + 2  # its own connection, beside the home loop's
+            assert _connected_clients(redis_server) == baseline + 1  # closed with its loop
+    assert _connected_clients(redis_server) == baseline
+
+
+async def test_an_injected_client_refuses_a_second_live_loop(
+    redis_url: str, unique_prefix: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    async with RedisCache(client=aioredis.Redis.from_url(redis_url), prefix=unique_prefix) as cache:
+        await cache.set("k", "v")
+        with pytest.raises(ConfigurationError, match="give it a URL"):
+            await asyncio.to_thread(asyncio.run, cache.get("k"))
+        assert await cache.get("k") == "v"  # still fine in its own loop
+        await cache.delete("k")

@@ -33,12 +33,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 0.05
     raise AssertionError(f"still stale after {timeout * 1000:.0f} ms")
 
 
+@pytest.fixture(
+    params=["single", pytest.param("cluster", marks=pytest.mark.slow)],
+)
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """A single-node Redis, then a 3-primary Cluster (its PUBLISH reaches every node)."""
+    if request.param == "single":
+        return str(request.getfixturevalue("redis_url"))
+    return str(request.getfixturevalue("redis_cluster").url)
+
+
 async def test_every_invalidation_reaches_the_other_memory_tier(
-    redis_url: str, unique_prefix: str
+    any_redis_url: str, unique_prefix: str
 ) -> None:
     async with (
-        GenericRedisCache(redis_url, namespace=unique_prefix) as a,
-        GenericRedisCache(redis_url, namespace=unique_prefix) as b,
+        GenericRedisCache(any_redis_url, namespace=unique_prefix) as a,
+        GenericRedisCache(any_redis_url, namespace=unique_prefix) as b,
     ):
         await a.set_many({"k": 1, "user:1": "ann", "user:2": "bob"})
         await a.set("tagged", "t", tags=["group"])
@@ -220,3 +230,28 @@ async def test_cache_manager_is_cache_aside_over_the_callers_caches(
 async def test_cache_manager_needs_the_right_caches(redis_url: str) -> None:
     with pytest.raises(ConfigurationError, match="InMemoryCache and a RedisCache"):
         CacheManager(InMemoryCache(), InMemoryCache())  # type: ignore[arg-type]
+
+
+async def test_the_channel_follows_the_caller_when_its_event_loop_ends(
+    redis_url: str, unique_prefix: str
+) -> None:
+    cache = GenericRedisCache(redis_url, namespace=unique_prefix)
+    async with GenericRedisCache(redis_url, namespace=unique_prefix) as other:
+
+        async def in_a_thread() -> None:
+            assert await cache.connect()  # listening in this thread's loop
+            await cache.set("k", 1)
+            assert await cache.get("k") == 1  # from memory
+
+        await asyncio.to_thread(asyncio.run, in_a_thread())
+        assert cache.get_stats()["invalidation_channel"] == "down"  # its loop is gone
+        await other.set("k", 2)  # nobody in `cache` heard this
+        assert await cache.get("k") == 2  # Redis answers, not the memory tier's old copy
+        await eventually(lambda: _connected(cache), timeout=1.0)  # restarted in this loop
+        await other.set("k", 3)
+        await eventually(lambda: _equals(cache, "k", 3))
+        await cache.aclose()
+
+
+async def _connected(cache: GenericRedisCache) -> bool:
+    return bool(cache.get_stats()["invalidation_channel"] == "connected")

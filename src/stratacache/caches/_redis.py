@@ -16,6 +16,7 @@ from .._keys import (
     validate_pattern,
     validate_tags,
 )
+from .._loops import PerLoop
 from .._redis_client import ClientOptions, client_from_url
 from .._resilience import CircuitBreaker
 from .._ttl import resolve_ttl, validate_default_ttl
@@ -73,32 +74,53 @@ class RedisCache(CacheInterface):
         self.codec = codec if codec is not None else Codec()
         self.strict = strict
         self._close_client = close_client
-        client = client if client is not None else client_from_url(url, options or ClientOptions())
-        self._tier = RedisTier(client, prefix=prefix)
+        options = options or ClientOptions()
+        if client is None:
+            # A client per event loop: redis.asyncio connections belong to one loop.
+            self._lanes: PerLoop[_Lane] = PerLoop(
+                lambda: _Lane(RedisTier(client_from_url(url, options), prefix=prefix)),
+                _Lane.aclose,
+                initial=_Lane(RedisTier(client_from_url(url, options), prefix=prefix)),
+            )
+        else:
+            self._lanes = PerLoop(
+                None,
+                _Lane.aclose if close_client else _Lane.keep,
+                initial=_Lane(RedisTier(client, prefix=prefix)),
+                refuse=lambda: ConfigurationError(
+                    "this RedisCache was given a client, which belongs to the event loop "
+                    "that first used it; to share a cache between threads running their "
+                    "own event loops, give it a URL and it opens a client per loop"
+                ),
+            )
+        self.is_cluster = self._lanes.any.tier.is_cluster
+        """True when talking to a Redis Cluster."""
         self._closed = False
         self._status = "disconnected"
         self._stats: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._breaker = breaker if breaker is not None else CircuitBreaker(clock=clock)
-        # Callers beyond the pool size queue here instead of failing: redis-py's
-        # pools raise MaxConnectionsError once exhausted. A counter, not a
-        # Semaphore: the common case must not cost a coroutine and a future.
-        self._limit = (options or ClientOptions()).max_connections
-        self._busy = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._limit = options.max_connections
 
     def __repr__(self) -> str:
         return f"RedisCache(prefix={self.prefix!r}, default_ttl={self.default_ttl})"
 
     @property
     def client(self) -> Any:
-        """The redis-py client in use."""
-        return self._tier.client
+        """The redis-py client of the running event loop (outside one: the first made)."""
+        try:
+            return self._lanes.get().tier.client
+        except RuntimeError:  # no running loop
+            return self._lanes.any.tier.client
 
     @property
-    def is_cluster(self) -> bool:
-        """True when talking to a Redis Cluster."""
-        return self._tier.is_cluster
+    def status(self) -> str:
+        """``connected``, ``disconnected`` or ``error`` (a reply like OOM or READONLY)."""
+        return self._status
+
+    @property
+    def _tier(self) -> RedisTier:
+        return self._lanes.get().tier
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -128,11 +150,7 @@ class RedisCache(CacheInterface):
             return
         self._closed = True
         self._status = "disconnected"
-        if self._close_client:
-            try:
-                await self._tier.aclose()
-            except InfrastructureError as exc:
-                logger.debug("stratacache: closing the Redis client failed: %s", exc)
+        await self._lanes.aclose()
 
     # -- reads -----------------------------------------------------------------------
 
@@ -352,41 +370,22 @@ class RedisCache(CacheInterface):
                 fallback,
                 strict,
             )
-        if self._busy < self._limit:  # the common case: no waiting, no future
-            self._busy += 1
+        lane = self._lanes.get()
+        if lane.busy < self._limit:  # the common case: no waiting, no future
+            lane.busy += 1
         else:
-            await self._wait_for_slot()
+            await lane.wait_for_slot()
         try:
             result = await call
         except InfrastructureError as exc:
             self._breaker.failure()
             return self._failed(operation, exc, fallback, strict)
         finally:
-            self._release_slot()
+            lane.release_slot()
         if self._breaker.failures:
             self._breaker.success()
         self._status = "connected"
         return result
-
-    async def _wait_for_slot(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter  # _release_slot hands its slot over: _busy stays the same
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release_slot()  # handed a slot just as we were cancelled
-            else:
-                self._waiters.remove(waiter)
-            raise
-
-    def _release_slot(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._busy -= 1
 
     def _failed(self, operation: str, exc: InfrastructureError, fallback: Any, strict: bool) -> Any:
         error_class = exc.context.get("error_class", "InfrastructureError")
@@ -416,3 +415,48 @@ class RedisCache(CacheInterface):
         """Count and log (once at WARNING) a value that could not be decoded."""
         self._stats["decode_errors"] += 1
         report_undecodable(key, exc, self._stats["decode_errors"])
+
+
+class _Lane:
+    """What one event loop uses: its client (inside a tier) and its share of the pool.
+
+    Callers beyond the pool size queue here instead of failing: redis-py's pools
+    raise MaxConnectionsError once exhausted. A counter, not a Semaphore: the common
+    case must not cost a coroutine and a future.
+    """
+
+    __slots__ = ("busy", "tier", "waiters")
+
+    def __init__(self, tier: RedisTier) -> None:
+        self.tier = tier
+        self.busy = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait_for_slot(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter  # release_slot hands its slot over: busy stays the same
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release_slot()  # handed a slot just as we were cancelled
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def release_slot(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy -= 1
+
+    async def aclose(self) -> None:
+        try:
+            await self.tier.aclose()
+        except InfrastructureError as exc:
+            logger.debug("stratacache: closing the Redis client failed: %s", exc)
+
+    async def keep(self) -> None:
+        """Leave an injected client open (``close_client=False``)."""

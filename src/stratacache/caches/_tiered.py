@@ -106,14 +106,9 @@ class GenericRedisCache(CacheInterface):
         )
         l1 = None
         if enabled:
-            if self._l2.is_cluster:
-                # redis-py's asyncio Cluster client has no pub/sub: without the
-                # channel, an L1 could serve values other processes changed.
-                logger.warning("stratacache: no memory tier on Redis Cluster yet; using Redis only")
-            else:
-                l1 = InMemoryCache(
-                    self.memory_cache_size, self.default_ttl, codec=self.codec, clock=clock
-                )
+            l1 = InMemoryCache(
+                self.memory_cache_size, self.default_ttl, codec=self.codec, clock=clock
+            )
         self._wire(l1, scope="")
 
     def _wire(self, l1: InMemoryCache | None, *, scope: str) -> None:
@@ -123,7 +118,7 @@ class GenericRedisCache(CacheInterface):
         self._bus: InvalidationBus | None = None
         if l1 is not None:
             self._bus = InvalidationBus(
-                self._l2.client,
+                lambda: self._l2.client,
                 f"stratacache:invalidate:{self._l2.prefix}{scope}",
                 apply=self._apply_remote,
                 flush=self._flush_l1,
@@ -166,7 +161,7 @@ class GenericRedisCache(CacheInterface):
 
     async def get(self, key: str, default: Any = None) -> Any:
         validate_key(key)
-        if self._l1 is not None:
+        if self._l1 is not None and self._l1_serving():
             value = await self._l1.get(self._scope + key, MISSING)
             if value is not MISSING:
                 self._l1_hits += 1
@@ -177,7 +172,7 @@ class GenericRedisCache(CacheInterface):
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         wanted = validate_keys(keys)
         found: dict[str, Any] = {}
-        if self._l1 is not None:
+        if self._l1 is not None and self._l1_serving():
             scope = len(self._scope)
             in_memory = await self._l1.get_many(self._scoped(wanted))
             found = {key[scope:]: value for key, value in in_memory.items()}
@@ -208,7 +203,7 @@ class GenericRedisCache(CacheInterface):
 
     async def exists(self, key: str) -> bool:
         validate_key(key)
-        if self._l1 is not None and await self._l1.exists(self._scope + key):
+        if self._l1 is not None and self._l1_serving() and await self._l1.exists(self._scope + key):
             return True
         return bool(await self._l2.exists(self._scope + key))
 
@@ -369,7 +364,21 @@ class GenericRedisCache(CacheInterface):
     # -- internals -------------------------------------------------------------------
 
     def _l2_down(self) -> bool:
-        return bool(self._l2.get_stats()["redis_status"] != "connected")
+        return self._l2.status != "connected"
+
+    def _l1_serving(self) -> bool:
+        """Whether L1 may answer: while subscribed, or (fail-safe) while Redis is down.
+
+        Not while nobody listens (never started, or its event loop ended) nor while
+        resubscribing to a Redis that answers: invalidations may have been missed.
+        """
+        bus = self._bus
+        assert bus is not None  # there is a bus whenever there is an L1
+        if bus.state == "subscribed":
+            return True
+        if bus.state == "stopped":
+            bus.ensure_started()  # in this loop: L1 serves again once subscribed
+        return bus.state == "lost" and self._l2_down()
 
     async def _publish(self, kind: Kind, items: Iterable[str] = ()) -> None:
         if self._bus is None:
