@@ -156,7 +156,7 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         "**get, answered by the memory tier (100-char str)**",
         "",
-        "| contender | ns/op | × stratacache's time |",
+        "| contender | ns/op | \u00d7 stratacache's time |",
         "|---|---:|---:|",
     ]
     lines += [
