@@ -168,6 +168,7 @@ class InvalidationBus:
                 pubsub = self._subscription()
                 try:
                     await pubsub.subscribe(self.channel)
+                    await _confirmed(pubsub)  # before it, PUBLISHes may not reach us
                     await self._flush()  # whatever happened while we were not listening
                     self.state = "subscribed"
                     subscribed.set()
@@ -180,9 +181,12 @@ class InvalidationBus:
                             await self._handle(message["data"])
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # the subscription is lost: forget what we missed
+                except Exception as exc:
+                    if self.state == "subscribed":  # lost: forget what we may have missed
+                        await self._flush()
+                    # (never subscribed: nothing was served as coherent, and the flush
+                    # on subscribing covers the rest; fail-safe writes stay meanwhile)
                     self._lost(exc)
-                    await self._flush()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._max_reconnect_delay)
                 finally:
@@ -197,7 +201,10 @@ class InvalidationBus:
         self._node += 1
         log = logger.warning if self.losses == 1 else logger.debug
         log(
-            "stratacache: invalidation channel %r lost (%s); memory tier flushed", self.channel, exc
+            "stratacache: invalidation channel %r lost (%s); the memory tier answers only "
+            "while Redis is down until it is back",
+            self.channel,
+            exc,
         )
 
     async def _handle(self, data: bytes) -> None:
@@ -210,6 +217,16 @@ class InvalidationBus:
             return
         self.received += 1
         await self._apply(kind, [str(item) for item in items])
+
+
+async def _confirmed(pubsub: Any, timeout: float = 5.0) -> None:
+    """Wait for the server's reply to SUBSCRIBE (redis-py only sends the command)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        reply = await pubsub.get_message(timeout=0.1)
+        if reply is not None and reply["type"] in ("subscribe", b"subscribe"):
+            return
+    raise TimeoutError(f"no reply to SUBSCRIBE within {timeout:g} s")
 
 
 def _is_cluster(client: Any) -> bool:
