@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stratacache import InMemoryCache
+from stratacache import InMemoryCache, ValidationError
 from stratacache._keys import escape_glob, glob_matcher, namespace_prefix
 
 GLOB_ALPHABET = st.sampled_from(["a", "b", "é", "*", "?", "[", "]", "^", "-", "\\", ":"])
@@ -89,3 +89,17 @@ def test_an_empty_namespace_adds_no_prefix() -> None:
 )
 def test_redis_glob_corner_cases(pattern: str, key: str, matches: bool) -> None:
     assert (glob_matcher(pattern).fullmatch(key.encode()) is not None) == matches
+
+
+async def test_lone_surrogates_are_refused_in_keys_patterns_and_tags() -> None:
+    cache = InMemoryCache()
+    lone = "caf\udce9"  # what bytes decoded with errors="surrogateescape" look like
+    for call in (
+        cache.get(lone),
+        cache.invalidate_pattern(lone + "*"),
+        cache.set("k", 1, tags=[lone]),
+    ):
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            await call
+    await cache.set("café ✓", 1, tags=["ünïcode"])  # real non-ASCII text is fine
+    assert await cache.invalidate_tags("ünïcode") == 1

@@ -39,7 +39,20 @@ def validate_key(key: object) -> str:
         )
     if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
         raise ValidationError(_key_problem(key), {"key_length": len(key)})
+    if not key.isascii():
+        _check_encodable(key, "cache keys")
     return key
+
+
+def _check_encodable(text: str, what: str) -> None:
+    """Refuse lone surrogates: no UTF-8 form exists, so Redis could never hold them."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{what} must be valid Unicode text; this one holds a lone surrogate "
+            "(often from decoding bytes with errors='surrogateescape')"
+        ) from None
 
 
 def _key_problem(key: str) -> str:
@@ -66,6 +79,8 @@ def validate_pattern(pattern: object) -> str:
         )
     if "\x00" in pattern:
         raise ValidationError("patterns must not contain NUL characters")
+    if not pattern.isascii():
+        _check_encodable(pattern, "patterns")
     return pattern
 
 
@@ -178,7 +193,13 @@ def validate_keys(keys: object) -> list[str]:
     except TypeError:
         raise ValidationError(f"expected an iterable of keys, not {type(keys).__name__}") from None
     for key in items:  # validate_key's checks inline: get_many of 100 keys pays them 100 times
-        if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+        if (
+            type(key) is not str
+            or not key
+            or len(key) > MAX_KEY_LENGTH
+            or "\x00" in key
+            or not key.isascii()
+        ):
             validate_key(key)  # raises, with the precise message
     return items
 
@@ -204,4 +225,6 @@ def validate_tags(tags: object) -> frozenset[str]:
                 f"each tag must be a str of 1 to {MAX_KEY_LENGTH} characters without NUL, "
                 f"got {tag!r:.80}"
             )
+        if not tag.isascii():
+            _check_encodable(tag, "tags")
     return items  # type: ignore[return-value]  # every member was checked to be a str

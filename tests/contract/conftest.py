@@ -22,6 +22,7 @@ from stratacache import (
     RedisCache,
 )
 from stratacache._keys import escape_glob, namespace_prefix
+from stratacache.caches._tenant import TenantCache
 from stratacache.testing import FakeClock
 
 from _support import Subject
@@ -108,6 +109,25 @@ async def _manager(request: pytest.FixtureRequest) -> Subject:
     return Subject(cache, advance, max_key_length=1024 - len("orders:"))
 
 
+# A tenant id full of glob, escape and separator characters: the view must still keep
+# every key, pattern and tag inside it.
+HOSTILE_TENANT = "t*?[x]\\:{1} \u200f"
+
+
+async def _tenant() -> Subject:
+    memory = await _memory("lru")
+    cache = TenantCache(memory.cache, HOSTILE_TENANT, namespace="app", owns_cache=True)
+    return Subject(cache, memory.advance, max_key_length=cache.max_key_length)
+
+
+async def _tenant_two_tier(request: pytest.FixtureRequest) -> Subject:
+    shared = await _two_tier(request)
+    cache = TenantCache(shared.cache, HOSTILE_TENANT, owns_cache=True)
+    return Subject(
+        cache, shared.advance, cross_loop=shared.cross_loop, max_key_length=cache.max_key_length
+    )
+
+
 SUBJECTS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Subject]]] = {
     "memory": lambda _: _memory("lru"),
     "memory-tinylfu": lambda _: _memory("tinylfu"),
@@ -117,6 +137,8 @@ SUBJECTS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Subject]]] = {
     "two-tier": _two_tier,
     "two-tier-cluster": lambda request: _two_tier(request, "redis_cluster"),
     "manager": _manager,
+    "tenant": lambda _: _tenant(),
+    "tenant-two-tier": _tenant_two_tier,
 }
 MARKS = {
     "redis": [pytest.mark.redis],
@@ -125,6 +147,7 @@ MARKS = {
     "two-tier": [pytest.mark.redis],
     "two-tier-cluster": [pytest.mark.redis, pytest.mark.slow],
     "manager": [pytest.mark.redis],
+    "tenant-two-tier": [pytest.mark.redis],
 }
 
 

@@ -171,6 +171,13 @@ async def test_incr_counts_from_zero_and_keeps_ints(cache: CacheInterface) -> No
     assert await cache.get("n") == -4
 
 
+async def test_incr_of_a_new_counter_by_a_large_delta_is_exact(cache: CacheInterface) -> None:
+    # Lua numbers are doubles: 10**15 must not come back as "1e+15".
+    assert await cache.incr("big", 10**15) == 10**15
+    assert await cache.incr("big", 2**62) == 10**15 + 2**62
+    assert await cache.get("big") == 10**15 + 2**62
+
+
 async def test_incr_refuses_non_integers(cache: CacheInterface) -> None:
     await cache.set("text", "abc")
     with pytest.raises(ValidationError, match="not an int"):

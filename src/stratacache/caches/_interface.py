@@ -8,6 +8,8 @@ any of them. Shared behaviour that needs nothing but the abstract operations
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -20,7 +22,20 @@ from .._stampede import SingleFlight
 from .._ttl import resolve_ttl
 from ..errors import ValidationError
 
-__all__ = ["MISSING", "CacheInterface", "Loader", "incr_refused", "validate_delta"]
+__all__ = [
+    "MAX_SCAN_COUNT",
+    "MISSING",
+    "SCAN_DONE",
+    "CacheInterface",
+    "Loader",
+    "bad_cursor",
+    "incr_refused",
+    "keyset_cursor",
+    "keyset_position",
+    "scan_cursor",
+    "validate_delta",
+    "validate_scan_count",
+]
 
 T = TypeVar("T")
 C = TypeVar("C", bound="CacheInterface")
@@ -45,6 +60,12 @@ Loader = Callable[[], "T | Awaitable[T]"]
 """What ``get_or_set`` calls on a miss: a sync or async function of no arguments."""
 
 _GET_OR_SET_OPTIONS = ("tags",)
+
+MAX_SCAN_COUNT: Final = 1000
+"""The most keys one ``scan_keys`` call may be asked for."""
+SCAN_DONE: Final = "0"
+"""The cursor ``scan_keys`` returns when the scan is complete (``"0"`` or ``0`` also starts one)."""
+MAX_CURSOR_LENGTH: Final = 8192
 
 
 class CacheInterface(ABC):
@@ -129,6 +150,30 @@ class CacheInterface(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Release resources; later operations raise ``InfrastructureError``."""
+
+    async def scan_keys(
+        self, pattern: str = "*", *, cursor: str | int = 0, count: int = 100
+    ) -> tuple[str, list[str]]:
+        """One page of the keys matching ``pattern`` (a Redis glob), never their values.
+
+        Start with ``cursor=0``; pass each returned cursor back in until it comes
+        back as ``"0"`` (:data:`SCAN_DONE`). Cursors are opaque strings belonging to
+        the cache that returned them; a cursor this cache did not return raises
+        :class:`ValidationError`. ``count`` (1 to :data:`MAX_SCAN_COUNT`) bounds
+        the page. Keys are the caller's keys (namespace and prefix stripped);
+        internal keys are never listed.
+
+        As with Redis ``SCAN``, a key present from the start to the end of a scan
+        is returned; a key added or removed meanwhile may or may not be. Memory
+        caches page in key order and return each key once; Redis-backed caches
+        follow the server's cursor, where a page may hold fewer keys than
+        ``count`` (even none) before the scan ends. Redis-backed caches raise
+        :class:`InfrastructureError` when Redis cannot answer, whatever their
+        failure policy: an empty page would claim the cache is empty.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support key browsing (scan_keys)"
+        )
 
     # -- shared behaviour --------------------------------------------------------------
 
@@ -224,3 +269,56 @@ def incr_refused(
             {"key": key, "delta": delta},
         )
     return ValidationError(f"cannot incr {key!r}: it holds {holding}, not an int", {"key": key})
+
+
+def validate_scan_count(count: object) -> int:
+    """Check ``scan_keys``'s ``count``: an ``int`` from 1 to :data:`MAX_SCAN_COUNT`."""
+    if type(count) is not int or not 1 <= count <= MAX_SCAN_COUNT:
+        raise ValidationError(
+            f"count must be an int from 1 to {MAX_SCAN_COUNT}, got {count!r:.40}",
+            {"max_count": MAX_SCAN_COUNT},
+        )
+    return count
+
+
+def scan_cursor(cursor: object) -> str:
+    """Check a ``scan_keys`` cursor: ``0``, ``"0"`` and ``""`` start a scan (``"0"``)."""
+    if type(cursor) is int and cursor == 0:
+        return SCAN_DONE
+    if type(cursor) is not str or len(cursor) > MAX_CURSOR_LENGTH:
+        raise ValidationError(
+            "cursor must be 0 or a cursor string a previous scan_keys call returned",
+            {"cursor_type": type(cursor).__name__},
+        )
+    return cursor or SCAN_DONE
+
+
+def bad_cursor() -> ValidationError:
+    """The error for a cursor string this cache did not return."""
+    return ValidationError(
+        "cursor is not one this cache returned; start again with cursor=0",
+        {"hint": "cursors are opaque and belong to the cache (and scan) that returned them"},
+    )
+
+
+_KEYSET_TAG = "k"
+
+
+def keyset_cursor(last_key: str) -> str:
+    """The cursor of a keyset page that ended with ``last_key`` (opaque: base64 of it)."""
+    encoded = base64.urlsafe_b64encode(last_key.encode("utf-8", "surrogatepass"))
+    return _KEYSET_TAG + encoded.decode("ascii").rstrip("=")
+
+
+def keyset_position(cursor: str) -> str | None:
+    """The key a :func:`keyset_cursor` resumes after; ``None`` for :data:`SCAN_DONE`."""
+    if cursor == SCAN_DONE:
+        return None
+    body = cursor[1:]
+    if not cursor.startswith(_KEYSET_TAG) or not body or not body.isascii():
+        raise bad_cursor()
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+        return raw.decode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise bad_cursor() from None

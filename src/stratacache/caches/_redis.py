@@ -22,7 +22,16 @@ from .._resilience import CircuitBreaker
 from .._ttl import resolve_ttl, validate_default_ttl
 from ..errors import ConfigurationError, InfrastructureError, ValidationError
 from ..tiers._redis import RedisTier
-from ._interface import MISSING, CacheInterface, incr_refused, validate_delta
+from ._interface import (
+    MISSING,
+    SCAN_DONE,
+    CacheInterface,
+    bad_cursor,
+    incr_refused,
+    scan_cursor,
+    validate_delta,
+    validate_scan_count,
+)
 
 __all__ = ["RedisCache"]
 
@@ -306,6 +315,27 @@ class RedisCache(CacheInterface):
         self._stats["invalidations"] += removed
         return removed
 
+    async def scan_keys(
+        self, pattern: str = "*", *, cursor: str | int = 0, count: int = 100
+    ) -> tuple[str, list[str]]:
+        """A page of this prefix's keys matching ``pattern`` (SCAN, every Cluster primary).
+
+        See :meth:`CacheInterface.scan_keys`. Raises :class:`InfrastructureError`
+        when Redis fails, even in fail-safe mode (an empty page would be a lie).
+        """
+        validate_pattern(pattern)
+        position = _tier_cursor(scan_cursor(cursor))
+        size = validate_scan_count(count)
+        self._check_open()
+        try:
+            following, keys = await self._run(
+                "scan_keys", self._tier.scan_page(pattern, position, size), strict=True
+            )
+        except ValueError:  # a cursor naming a primary the cluster no longer has
+            raise bad_cursor() from None
+        start = len(self.prefix)
+        return _cache_cursor(following), [key[start:] for key in keys]
+
     async def _recheck(self, key: str) -> Any:
         data = await self._run("get", self._tier.get(self.prefix + key), fallback=None)
         if data is None:
@@ -415,6 +445,22 @@ class RedisCache(CacheInterface):
         """Count and log (once at WARNING) a value that could not be decoded."""
         self._stats["decode_errors"] += 1
         report_undecodable(key, exc, self._stats["decode_errors"])
+
+
+_CURSOR_TAG = "r"
+
+
+def _tier_cursor(cursor: str) -> str:
+    """The tier's cursor inside one of ours (``"0"`` starts a scan)."""
+    if cursor == SCAN_DONE:
+        return cursor
+    if not cursor.startswith(_CURSOR_TAG) or not cursor[1:].isascii():
+        raise bad_cursor()
+    return cursor[1:]
+
+
+def _cache_cursor(tier_cursor: str) -> str:
+    return SCAN_DONE if tier_cursor == "0" else _CURSOR_TAG + tier_cursor
 
 
 class _Lane:

@@ -35,8 +35,9 @@ from .._keys import (
     validate_tags,
 )
 from .._redis_client import ClientOptions
+from .._redis_errors import map_redis_errors
 from .._ttl import resolve_ttl, validate_default_ttl, validate_positive_int
-from ..errors import ConfigurationError, InfrastructureError
+from ..errors import ConfigurationError
 from ._interface import MISSING, CacheInterface
 from ._memory import InMemoryCache
 from ._redis import RedisCache
@@ -145,7 +146,10 @@ class GenericRedisCache(CacheInterface):
         """
         connected = await self._l2.connect()
         if self._bus is not None:
-            connected = await self._bus.start() and connected
+            if connected:
+                connected = await self._bus.start()
+            else:  # no point waiting: it subscribes by itself once Redis is back
+                self._bus.ensure_started()
         return connected
 
     async def aclose(self) -> None:
@@ -313,6 +317,23 @@ class GenericRedisCache(CacheInterface):
         await self._publish("tags", labels)
         return removed
 
+    async def scan_keys(
+        self, pattern: str = "*", *, cursor: str | int = 0, count: int = 100
+    ) -> tuple[str, list[str]]:
+        """A page of this cache's keys matching ``pattern``, as Redis holds them.
+
+        Redis is the record (the memory tier holds copies of its entries), so
+        this browses Redis; see :meth:`CacheInterface.scan_keys`. Raises
+        :class:`InfrastructureError` when Redis cannot answer, even in fail-safe
+        mode: entries written to memory alone while Redis was down are not listed.
+        """
+        validate_pattern(pattern)
+        following, keys = await self._l2.scan_keys(
+            escape_glob(self._scope) + pattern, cursor=cursor, count=count
+        )
+        scope = len(self._scope)
+        return following, [key[scope:] for key in keys]
+
     def _scoped(self, keys: Iterable[str]) -> list[str]:
         scope = self._scope
         return [scope + key for key in keys]
@@ -369,8 +390,8 @@ class GenericRedisCache(CacheInterface):
     def _l1_serving(self) -> bool:
         """Whether L1 may answer: while subscribed, or (fail-safe) while Redis is down.
 
-        Not while nobody listens (never started, or its event loop ended) nor while
-        resubscribing to a Redis that answers: invalidations may have been missed.
+        Not while Redis answers but nobody listens (never started, its event loop
+        ended, resubscribing): invalidations may have been missed.
         """
         bus = self._bus
         assert bus is not None  # there is a bus whenever there is an L1
@@ -378,17 +399,20 @@ class GenericRedisCache(CacheInterface):
             return True
         if bus.state == "stopped":
             bus.ensure_started()  # in this loop: L1 serves again once subscribed
-        return bus.state == "lost" and self._l2_down()
+        return self._l2_down()
 
     async def _publish(self, kind: Kind, items: Iterable[str] = ()) -> None:
         if self._bus is None:
             return
-        try:
-            await self._bus.publish(kind, list(items))
-        except Exception as exc:  # Redis is failing: others flush on their own loss
-            if self._l2.strict:
-                raise InfrastructureError(f"publishing an invalidation failed: {exc}") from exc
-            logger.debug("stratacache: publishing an invalidation failed: %s", exc)
+        # Through L2's gate and breaker, like every command: a burst of writes must
+        # not exhaust the pool with PUBLISHes. A failure is counted (or raised when
+        # strict); others flush on their own loss if Redis is really gone.
+        await self._l2._run("publish", self._published(self._bus, kind, list(items)))
+
+    @staticmethod
+    async def _published(bus: InvalidationBus, kind: Kind, items: list[str]) -> None:
+        with map_redis_errors("PUBLISH"):
+            await bus.publish(kind, items)
 
     def _begin(self, keys: list[str]) -> None:
         for key in keys:

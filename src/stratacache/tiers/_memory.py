@@ -170,6 +170,28 @@ class MemoryTier:
             snapshot = list(self._data.items())
         return ((key, entry) for key, entry in snapshot if entry.expires_at > now)
 
+    def scan(
+        self, after: str | None, count: int, matches: Callable[[str], object] | None = None
+    ) -> tuple[list[str], bool]:
+        """Up to ``count`` live keys after ``after`` in key order, and whether more follow.
+
+        Keyset pagination: the next page starts after the last key of this one, so
+        a scan that passes each page's last key back returns every key that lives
+        throughout exactly once, however reads reorder the LRU meanwhile. Each page
+        costs O(entries) (a snapshot, then a partial sort): fine for browsing,
+        not for a hot path.
+        """
+        now = self._clock()
+        with self._lock:
+            snapshot = list(self._data.items())
+        live: Iterable[str] = (key for key, entry in snapshot if entry.expires_at > now)
+        if after is not None:
+            live = (key for key in live if key > after)
+        if matches is not None:
+            live = filter(matches, live)
+        page = heapq.nsmallest(count + 1, live)
+        return page[:count], len(page) > count
+
     # -- writes -----------------------------------------------------------------
 
     def store(

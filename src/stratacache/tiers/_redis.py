@@ -38,6 +38,9 @@ from ..errors import InfrastructureError
 __all__ = ["RedisTier"]
 
 SCAN_BATCH = 500
+SCAN_PAGE_HINT = 100  # SCAN's COUNT when browsing: the least work asked of one call
+SCAN_PAGE_MAX_HINT = 5000  # ... and the most (patterns that match little grow it)
+SCAN_PAGE_CALLS = 64  # the most SCAN calls one page of browsing makes
 _ENVELOPE = 0x05  # a tagged value: 0x05, 4-byte tag-block length, tag block, value
 _TAG_INFIX = "\x00tag:"
 
@@ -61,9 +64,9 @@ return 1
 _INCR = """
 local data = redis.call('GET', KEYS[1])
 if not data then
-  local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+  redis.call('INCRBY', KEYS[1], ARGV[1])
   if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  return tostring(value)
+  return redis.call('GET', KEYS[1])
 end
 if string.byte(data, 1) ~= 5 then
   redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -81,6 +84,39 @@ local text = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], head .. text, 'KEEPTTL')
 return text
 """
+
+
+def _user_keys(raw: Iterable[bytes | str], start: int) -> list[str]:
+    """Decode SCAN replies, leaving out internal keys (NUL) and keys that are not UTF-8."""
+    keys = []
+    for key in raw:
+        data = key if isinstance(key, bytes) else key.encode()
+        if b"\x00" in data[start:]:
+            continue
+        try:
+            keys.append(data.decode())
+        except UnicodeDecodeError:  # written by something else: no cache key is like it
+            continue
+    return keys
+
+
+def _parse_cursor(cursor: str, *, cluster: bool) -> tuple[int, int]:
+    """(primary index, node cursor) of a :meth:`RedisTier.scan_page` cursor."""
+    if cursor == "0":
+        return 0, 0
+    node_text, _, position_text = cursor.rpartition("-") if cluster else ("0", "", cursor)
+    if not (node_text.isdigit() and position_text.isdigit()) or not node_text.isascii():
+        raise ValueError("malformed cursor")
+    if not position_text.isascii() or len(position_text) > 20 or len(node_text) > 5:
+        raise ValueError("malformed cursor")
+    position = int(position_text)
+    if position >= 2**64:
+        raise ValueError("malformed cursor")
+    return int(node_text), position
+
+
+def _format_cursor(node: int, position: int, *, cluster: bool) -> str:
+    return f"{node}-{position}" if cluster else str(position)
 
 
 def wrap_tags(data: bytes, tags: Iterable[str]) -> bytes:
@@ -235,6 +271,65 @@ class RedisTier:
     async def clear(self) -> int:
         """UNLINK every key under the prefix, internal ones included."""
         return await self._scan_unlink(escape_glob(self.prefix) + "*", skip_internal=False)
+
+    async def scan_page(self, glob: str, cursor: str, count: int) -> tuple[str, list[str]]:
+        """One page of user keys of this prefix matching ``glob``: (next cursor, full keys).
+
+        ``cursor`` is ``"0"`` to start, else what the previous page returned; ``"0"``
+        comes back when the scan is complete. On a Cluster every primary is walked
+        in turn (by name), and the cursor holds the node's index and its own cursor.
+        A page holds at most ``count`` keys (unless one hash bucket alone holds
+        more matches), and costs at most ``SCAN_PAGE_CALLS`` round trips, so a
+        page of a sparse pattern may hold few keys, or none, before the scan ends.
+        SCAN's COUNT starts at ``count`` (at least ``SCAN_PAGE_HINT``), doubles
+        while matches are sparse, and a reply with more matches than the page has
+        room for is asked again from the same cursor with a smaller COUNT.
+        Internal keys (with NUL) and keys that are not UTF-8 are skipped. Raises
+        ``ValueError`` for a malformed cursor.
+        """
+        node, position = _parse_cursor(cursor, cluster=self.is_cluster)
+        nodes: list[Any] = []
+        if self.is_cluster:
+            nodes = sorted(self.client.get_primaries(), key=lambda primary: primary.name)
+            if node >= len(nodes):
+                raise ValueError("the cluster has fewer primaries than this cursor names")
+        match = escape_glob(self.prefix) + glob
+        start = len(self.prefix.encode())
+        found: list[str] = []
+        seen: set[str] = set()
+        hint = max(count, SCAN_PAGE_HINT)
+        with map_redis_errors("SCAN"):
+            for _ in range(SCAN_PAGE_CALLS):
+                if nodes:
+                    target = nodes[node]
+                    cursors, raw = await self.client.scan(
+                        position, match=match, count=hint, target_nodes=target
+                    )
+                    following = int(cursors[target.name])
+                else:
+                    following, raw = await self.client.scan(position, match=match, count=hint)
+                batch = [key for key in _user_keys(raw, start) if key not in seen]
+                room = count - len(found)
+                if len(batch) > room:
+                    if hint > 1:  # rescan the same cursor over fewer buckets
+                        hint = max(1, hint * room // len(batch))
+                        continue
+                    if found:  # these come first on the next page
+                        break
+                found += batch
+                seen.update(batch)
+                position = int(following)
+                if position == 0:
+                    if node + 1 >= max(1, len(nodes)):
+                        return "0", found
+                    node += 1
+                if len(found) >= count:
+                    break
+                if len(batch) * 4 < hint:  # sparse matches: cover more buckets per call
+                    hint = min(hint * 2, SCAN_PAGE_MAX_HINT)
+                else:
+                    hint = max(count - len(found), SCAN_PAGE_HINT)
+        return _format_cursor(node, position, cluster=self.is_cluster), found
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         removed = 0
