@@ -80,3 +80,13 @@ async def test_a_closed_null_cache_raises_like_any_other() -> None:
         await cache.get("k")
     with pytest.raises(InfrastructureError):
         await cache.set("k", 1)
+
+
+async def test_scan_keys_lists_nothing_and_checks_its_arguments() -> None:
+    cache = NullCache()
+    await cache.set("k", 1)
+    assert await cache.scan_keys("*") == ("0", [])
+    with pytest.raises(ValidationError):
+        await cache.scan_keys("*", cursor="r123")  # never handed out
+    with pytest.raises(ValidationError):
+        await cache.scan_keys("*", count=0)

@@ -181,14 +181,13 @@ class AIResponseCache(GenericRedisCache):
         options: Mapping[str, Any] | None,
         question: str | None,
     ) -> str:
-        """``build_key``, timed for the performance monitor when there is one."""
-        monitor = self.performance_monitor
-        if monitor is None:
-            return self.build_key(text, operation, options, question)
+        """``build_key``, timed for the performance monitor."""
         started = time.perf_counter()
         key = self.build_key(text, operation, options, question)
-        try:  # duck-typed: the monitor lives in a layer above this one
-            monitor.record_key_generation_time(time.perf_counter() - started, len(text), operation)
+        try:
+            self.performance_monitor.record_key_generation_time(
+                time.perf_counter() - started, len(text), operation
+            )
         except Exception as exc:  # a failing monitor never fails a cache operation
             logger.debug("stratacache: the performance monitor failed: %r", exc)
         return key

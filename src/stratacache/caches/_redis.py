@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
+from time import perf_counter
 from typing import Any, TypeVar
 
 from .._clock import Clock, monotonic
@@ -21,6 +22,7 @@ from .._redis_client import ClientOptions, client_from_url
 from .._resilience import CircuitBreaker
 from .._ttl import resolve_ttl, validate_default_ttl
 from ..errors import ConfigurationError, InfrastructureError, ValidationError
+from ..monitoring._monitor import CachePerformanceMonitor, report_monitor_failure
 from ..tiers._redis import RedisTier
 from ._interface import (
     MISSING,
@@ -73,6 +75,7 @@ class RedisCache(CacheInterface):
         options: ClientOptions | None = None,
         breaker: CircuitBreaker | None = None,
         clock: Clock = monotonic,
+        performance_monitor: CachePerformanceMonitor | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(prefix, str) or "\x00" in prefix:
@@ -109,6 +112,9 @@ class RedisCache(CacheInterface):
         self._stats: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._breaker = breaker if breaker is not None else CircuitBreaker(clock=clock)
+        self.performance_monitor = performance_monitor or CachePerformanceMonitor(clock=clock)
+        """Where every Redis command's count, result and latency are recorded."""
+        self._monitor_failures = 0
         self._limit = options.max_connections
 
     def __repr__(self) -> str:
@@ -166,7 +172,7 @@ class RedisCache(CacheInterface):
     async def get(self, key: str, default: Any = None) -> Any:
         validate_key(key)
         self._check_open()
-        data = await self._run("get", self._tier.get(self.prefix + key), fallback=None)
+        data = await self._run("get", self._tier.get(self.prefix + key), fallback=None, lookup=True)
         return self._decoded(key, data, default)
 
     async def exists(self, key: str) -> bool:
@@ -295,24 +301,30 @@ class RedisCache(CacheInterface):
                 "clear() on a RedisCache without a prefix would delete every key in the "
                 "database; give the cache a prefix (RedisCache(url, prefix='myapp:'))"
             )
-        await self._run("clear", self._tier.clear(), fallback=0)
+        start = perf_counter()
+        removed: int = await self._run("clear", self._tier.clear(), fallback=0)
+        self._invalidated("clear", "*", removed, start)
 
     async def invalidate_pattern(self, pattern: str) -> int:
         validate_pattern(pattern)
         self._check_open()
+        start = perf_counter()
         removed: int = await self._run(
             "invalidate_pattern", self._tier.delete_matching(pattern), fallback=0
         )
         self._stats["invalidations"] += removed
+        self._invalidated("pattern", pattern, removed, start)
         return removed
 
     async def invalidate_tags(self, *tags: str) -> int:
         labels = validate_tags(tags)
         self._check_open()
+        start = perf_counter()
         removed: int = await self._run(
             "invalidate_tags", self._tier.invalidate_tags(labels), fallback=0
         )
         self._stats["invalidations"] += removed
+        self._invalidated("tag", ",".join(sorted(labels)), removed, start)
         return removed
 
     async def scan_keys(
@@ -384,9 +396,19 @@ class RedisCache(CacheInterface):
             raise InfrastructureError("this RedisCache is closed; create a new one")
 
     async def _run(
-        self, operation: str, call: Awaitable[T], *, fallback: Any = None, strict: bool = False
+        self,
+        operation: str,
+        call: Awaitable[T],
+        *,
+        fallback: Any = None,
+        strict: bool = False,
+        lookup: bool = False,
     ) -> T | Any:
-        """Await a tier call through the breaker; on failure raise (strict) or fall back."""
+        """Await a tier call through the breaker; on failure raise (strict) or fall back.
+
+        Every call is counted and timed for the monitor (``lookup``: a reply of
+        ``None`` is a miss, anything else a hit).
+        """
         if self._breaker.state != "closed" and not self._breaker.allow():
             if isinstance(call, Coroutine):
                 call.close()  # never started: close it, or Python warns it was never awaited
@@ -405,17 +427,38 @@ class RedisCache(CacheInterface):
             lane.busy += 1
         else:
             await lane.wait_for_slot()
+        start = perf_counter()
         try:
             result = await call
         except InfrastructureError as exc:
+            self._record(operation, start, "error")
             self._breaker.failure()
             return self._failed(operation, exc, fallback, strict)
         finally:
             lane.release_slot()
+        self._record(operation, start, ("miss" if result is None else "hit") if lookup else "ok")
         if self._breaker.failures:
             self._breaker.success()
         self._status = "connected"
         return result
+
+    def _invalidated(self, kind: str, what: str, removed: int, start: float) -> None:
+        try:
+            self.performance_monitor.record_invalidation_event(
+                what, removed, perf_counter() - start, kind
+            )
+        except Exception as exc:  # a broken monitor must not break the cache
+            self._monitor_failures += 1
+            report_monitor_failure("recording an invalidation", self._monitor_failures, exc)
+
+    def _record(self, operation: str, start: float, result: str) -> None:
+        try:
+            self.performance_monitor.record_cache_operation_time(
+                operation, perf_counter() - start, tier="redis", result=result
+            )
+        except Exception as exc:  # a broken monitor must not break the cache
+            self._monitor_failures += 1
+            report_monitor_failure("recording a Redis operation", self._monitor_failures, exc)
 
     def _failed(self, operation: str, exc: InfrastructureError, fallback: Any, strict: bool) -> Any:
         error_class = exc.context.get("error_class", "InfrastructureError")

@@ -453,6 +453,16 @@ class TenantCache(CacheInterface):
         self._invalidations += removed
         return removed
 
+    async def scan_keys(
+        self, pattern: str = "*", *, cursor: str | int = 0, count: int = 100
+    ) -> tuple[str, list[str]]:
+        """A page of this tenant's keys (current generation) matching ``pattern``."""
+        generation = await self._generation()
+        full = await self._full_pattern(pattern, generation)
+        following, keys = await self._cache.scan_keys(full, cursor=cursor, count=count)
+        strip = len(self._data_prefix(generation))
+        return following, [key[strip:] for key in keys]
+
     async def delete_pattern(self, pattern: str) -> int:
         """The same as :meth:`invalidate_pattern` (the name django-redis users know)."""
         return await self.invalidate_pattern(pattern)

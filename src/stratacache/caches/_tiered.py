@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._bus import InvalidationBus, Kind
-from .._clock import Clock
+from .._clock import Clock, monotonic
 from .._codec import Codec
 from .._keys import (
     escape_glob,
@@ -38,6 +38,7 @@ from .._redis_client import ClientOptions
 from .._redis_errors import map_redis_errors
 from .._ttl import resolve_ttl, validate_default_ttl, validate_positive_int
 from ..errors import ConfigurationError
+from ..monitoring._monitor import CachePerformanceMonitor
 from ._interface import MISSING, CacheInterface
 from ._memory import InMemoryCache
 from ._redis import RedisCache
@@ -75,7 +76,7 @@ class GenericRedisCache(CacheInterface):
         compression_level: int = 6,
         namespace: str = "",
         fail_on_connection_error: bool = False,
-        performance_monitor: Any = None,
+        performance_monitor: CachePerformanceMonitor | None = None,
         enable_l1_cache: bool | None = None,
         l1_cache_size: int | None = None,
         codec: Codec | None = None,
@@ -90,7 +91,11 @@ class GenericRedisCache(CacheInterface):
         self.default_ttl = validate_default_ttl(default_ttl)
         self.memory_cache_size = validate_positive_int("memory_cache_size", size)
         self.namespace = namespace
-        self.performance_monitor = performance_monitor
+        # One monitor for both tiers: memory hits are counted by L1, Redis commands
+        # (and invalidations, once) by L2.
+        self.performance_monitor = performance_monitor or CachePerformanceMonitor(
+            clock=clock or monotonic
+        )
         prefix = namespace_prefix(namespace)
         self.codec = codec or Codec(
             compression_threshold=compression_threshold, compression_level=compression_level
@@ -104,12 +109,18 @@ class GenericRedisCache(CacheInterface):
             strict=fail_on_connection_error,
             close_client=redis_client is None,
             options=options,
+            performance_monitor=self.performance_monitor,
         )
         l1 = None
         if enabled:
             l1 = InMemoryCache(
-                self.memory_cache_size, self.default_ttl, codec=self.codec, clock=clock
+                self.memory_cache_size,
+                self.default_ttl,
+                codec=self.codec,
+                clock=clock,
+                performance_monitor=self.performance_monitor,
             )
+            l1._records_invalidations = False  # L2 records each invalidation once
         self._wire(l1, scope="")
 
     def _wire(self, l1: InMemoryCache | None, *, scope: str) -> None:
@@ -499,7 +510,8 @@ class CacheManager(GenericRedisCache):
         self.codec = redis_cache.codec
         self.memory_cache_size = local_cache.max_size
         self.namespace = namespace
-        self.performance_monitor = None
+        # The caller built (and monitors) both caches; this reports the Redis side.
+        self.performance_monitor = redis_cache.performance_monitor
         self._l2 = redis_cache
         self._wire(local_cache, scope=f"{namespace}:" if namespace else "")
 

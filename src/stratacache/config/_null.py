@@ -17,7 +17,15 @@ from typing import Any
 from .._codec import Codec
 from .._keys import validate_key, validate_keys, validate_pattern, validate_tags
 from .._ttl import resolve_ttl, validate_default_ttl
-from ..caches._interface import MISSING, CacheInterface, validate_delta
+from ..caches._interface import (
+    MISSING,
+    SCAN_DONE,
+    CacheInterface,
+    bad_cursor,
+    scan_cursor,
+    validate_delta,
+    validate_scan_count,
+)
 from ..errors import InfrastructureError, ValidationError
 
 __all__ = ["NullCache"]
@@ -118,6 +126,16 @@ class NullCache(CacheInterface):
         validate_pattern(pattern)
         self._check_open()
         return 0
+
+    async def scan_keys(
+        self, pattern: str = "*", *, cursor: str | int = 0, count: int = 100
+    ) -> tuple[str, list[str]]:
+        validate_pattern(pattern)
+        validate_scan_count(count)
+        if scan_cursor(cursor) != SCAN_DONE:
+            raise bad_cursor()  # it never hands out any other
+        self._check_open()
+        return SCAN_DONE, []
 
     async def invalidate_tags(self, *tags: str) -> int:
         validate_tags(tags)
