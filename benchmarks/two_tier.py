@@ -147,8 +147,7 @@ def run(loops: int = 100_000, repeats: int = 5, url: str | None = None) -> list[
         best = asyncio.run(_run_async(url, loops, repeats))
     ours = best[STRATACACHE]
     return [
-        {"contender": name, "ns_per_op": best[name], "vs_ours": best[name] / ours}
-        for name in ORDER
+        {"contender": name, "ns_per_op": best[name], "vs_ours": best[name] / ours} for name in ORDER
     ]
 
 

@@ -15,7 +15,6 @@ from .caches._redis import RedisCache
 from .caches._tenant import CacheKeyBuilder, TenantCache
 from .caches._tiered import CacheManager, GenericRedisCache
 from .config import CacheFactory, NullCache, describe_presets
-from .monitoring import CachePerformanceMonitor
 from .errors import (
     CacheError,
     ConfigurationError,
@@ -23,6 +22,7 @@ from .errors import (
     SerializationError,
     ValidationError,
 )
+from .monitoring import CachePerformanceMonitor
 
 __version__ = "0.1.0"
 
