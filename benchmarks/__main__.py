@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from . import memory_use, redis_path, speed
+from . import memory_use, monitoring, redis_path, speed, two_tier
 from .speed import TIMES
 
 __all__ = ["Target", "evaluate_targets", "main", "render_document"]
@@ -283,12 +283,15 @@ def render_document(
     elapsed: float,
     redis_rows: Sequence[dict[str, Any]] | None = None,
     redis_server: str = "",
+    extra_sections: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole of ``docs/benchmarks.md``.
 
     ``redis_server`` names the server measured (``"Redis 7.2.4 at redis://..."``) when
     ``redis_rows`` is given, else says why the Redis path was skipped.
+    ``extra_sections`` are (title, markdown) pairs placed before the targets.
     """
+    extra = "".join(f"## {title}\n\n{_block(body)}" for title, body in extra_sections)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "`--quick`" if quick else "full"
     passed = sum(t.passed for t in targets)
@@ -349,7 +352,7 @@ Absolute nanoseconds depend on the machine and on whatever else it is doing; the
 ## Hit ratio
 
 {_block(hit_section)}
-## Targets
+{extra}## Targets
 
 {passed} of {len(targets)} met. Hit ratios are in percentage points.
 
@@ -410,6 +413,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         hit_rows = hit_module.run(requests=QUICK_REQUESTS) if args.quick else hit_module.run()
         print(hit_module.render_markdown(hit_rows), flush=True)
 
+    extra_sections: list[tuple[str, str]] = []
+    _section("Monitoring overhead")
+    monitoring_rows = monitoring.run()
+    body = monitoring.render_markdown(monitoring_rows)
+    print(body, flush=True)
+    extra_sections.append(("Monitoring overhead", _method(monitoring) + "\n\n" + body))
+    _section("Two tiers: the memory hit")
+    if answers:
+        two_tier_body = two_tier.render_markdown(two_tier.run(url=url))
+        print(two_tier_body, flush=True)
+        extra_sections.append(
+            ("Two tiers: the memory hit", _method(two_tier) + "\n\n" + two_tier_body)
+        )
+
     targets = evaluate_targets(
         speed_rows,
         memory_rows,
@@ -431,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed=time.perf_counter() - started,
         redis_rows=redis_rows,
         redis_server=redis_server,
+        extra_sections=extra_sections,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(document, encoding="utf-8")
