@@ -29,9 +29,12 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-## make run: a short walkthrough of the memory cache
+## make run: the catalog demo service on http://$(HOST):$(PORT)/ (memory in front of Redis
+## when REDIS_URL is set); `make run PORT=8123` to move it. The tour: examples/walkthrough.py
+HOST = 127.0.0.1
+PORT = 8000
 run: $(STAMP)
-	$(PY) examples/walkthrough.py
+	$(PY) -m examples.catalog --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
