@@ -392,7 +392,7 @@ async def test_cancelling_the_factory_leaves_no_task_behind(
     async def slow_connect(self: GenericRedisCache) -> bool:
         await connect(self)  # the invalidation channel's task is running now
         connected.set()
-        await asyncio.sleep(60)  # cancelled long before
+        await asyncio.sleep(60)  # wall-clock: a hung connect, cancelled long before
         return True
 
     monkeypatch.setattr(GenericRedisCache, "connect", slow_connect)
