@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,6 +91,27 @@ async def _open(
     return await LocalSource.open(settings_from(redis_url, preset))
 
 
+def _ask(
+    read: Callable[[LocalSource | ServerSource], Awaitable[dict[str, Any]]],
+    redis_url: str | None,
+    preset: str | None,
+    server: str | None,
+    api_key: str | None,
+    *,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Open the configured cache (or a service's API), ``read`` from it, close it."""
+
+    async def body() -> dict[str, Any]:
+        source = await _open(redis_url, preset, server, api_key)
+        try:
+            return await read(source)
+        finally:
+            await source.aclose()
+
+    return run(body(), as_json=as_json)
+
+
 # -- read commands ---------------------------------------------------------------------------
 
 
@@ -103,14 +125,9 @@ def status(
 ) -> None:
     """Where the cache is and whether it answers: preset, backend, Redis, memory tier."""
 
-    async def body() -> dict[str, Any]:
-        source = await _open(redis_url, preset, server, api_key)
-        try:
-            return await source.status()
-        finally:
-            await source.aclose()
-
-    report = run(body(), as_json=as_json)
+    report = _ask(
+        lambda source: source.status(), redis_url, preset, server, api_key, as_json=as_json
+    )
     if as_json:
         emit_json(report)
     else:
@@ -127,14 +144,9 @@ def stats(
 ) -> None:
     """Hit rates and sizes: Redis's counters and key count, or a service's (--server)."""
 
-    async def body() -> dict[str, Any]:
-        source = await _open(redis_url, preset, server, api_key)
-        try:
-            return await source.stats()
-        finally:
-            await source.aclose()
-
-    report = run(body(), as_json=as_json)
+    report = _ask(
+        lambda source: source.stats(), redis_url, preset, server, api_key, as_json=as_json
+    )
     if as_json:
         emit_json(report)
     else:
@@ -157,14 +169,14 @@ def keys(
 ) -> None:
     """List cached keys matching PATTERN (never their values), one per line."""
 
-    async def body() -> dict[str, Any]:
-        source = await _open(redis_url, preset, server, api_key)
-        try:
-            return await source.keys(pattern, limit)
-        finally:
-            await source.aclose()
-
-    report = run(body(), as_json=as_json)
+    report = _ask(
+        lambda source: source.keys(pattern, limit),
+        redis_url,
+        preset,
+        server,
+        api_key,
+        as_json=as_json,
+    )
     report["count"] = len(report["keys"])
     if as_json:
         emit_json(report)
@@ -268,14 +280,14 @@ def invalidate(
                 err_console().print("Nothing invalidated.")
                 raise typer.Exit(int(ExitCode.OK))
 
-    async def body() -> dict[str, Any]:
-        source = await _open(redis_url, preset, server, api_key)
-        try:
-            return await source.invalidate(pattern)
-        finally:
-            await source.aclose()
-
-    report = run(body(), as_json=as_json)
+    report = _ask(
+        lambda source: source.invalidate(pattern),
+        redis_url,
+        preset,
+        server,
+        api_key,
+        as_json=as_json,
+    )
     if as_json:
         emit_json(report)
     else:
