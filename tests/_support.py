@@ -15,8 +15,6 @@ class Subject:
 
     cache: CacheInterface
     advance: Callable[[float], Awaitable[None]]
-    cross_loop: bool = True
-    """Whether threads running their own event loops may share the cache."""
     max_key_length: int = 1024
     """The longest key the cache takes (a CacheManager's namespace uses some)."""
 

@@ -82,8 +82,7 @@ class PerLoop(Generic[T]):
             if live and self._refuse is not None:
                 raise self._refuse()
             value = self.any  # its loop is gone: the only resource there is moves on
-            for other in list(self._by_loop):
-                self._by_loop.pop(other)
+            self._by_loop.clear()
         watcher = self._watch(loop, value)
         # Start the watcher up to its ``yield`` now, synchronously: the first
         # iteration registers it with the running loop (the asyncgen hooks run on

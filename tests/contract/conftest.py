@@ -123,9 +123,7 @@ async def _tenant() -> Subject:
 async def _tenant_two_tier(request: pytest.FixtureRequest) -> Subject:
     shared = await _two_tier(request)
     cache = TenantCache(shared.cache, HOSTILE_TENANT, owns_cache=True)
-    return Subject(
-        cache, shared.advance, cross_loop=shared.cross_loop, max_key_length=cache.max_key_length
-    )
+    return Subject(cache, shared.advance, max_key_length=cache.max_key_length)
 
 
 SUBJECTS: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Subject]]] = {

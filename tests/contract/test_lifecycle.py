@@ -67,10 +67,6 @@ async def test_thousands_of_tasks_see_their_own_values(cache: CacheInterface) ->
 
 
 def test_threads_with_their_own_loops_share_one_cache(subject: Subject) -> None:
-    if not subject.cross_loop:
-        # redis.asyncio connections belong to one event loop; per-loop clients are
-        # still to be built (issue 3).
-        pytest.xfail("this cache cannot yet be shared by threads running their own loops")
     cache = subject.cache
     errors: list[BaseException] = []
     wrong: list[int] = []
