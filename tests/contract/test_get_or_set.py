@@ -130,3 +130,9 @@ async def _until_all_missed(cache: CacheInterface, callers: int) -> None:
 
 def _never_called() -> Any:
     raise AssertionError("the loader must not run on a hit")
+
+
+async def test_a_cold_get_or_set_counts_one_miss(cache: CacheInterface) -> None:
+    before = cache.get_stats()["misses"]
+    assert await cache.get_or_set("cold", lambda: 1) == 1
+    assert cache.get_stats()["misses"] - before == 1

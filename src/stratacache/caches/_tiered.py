@@ -467,7 +467,13 @@ class GenericRedisCache(CacheInterface):
             await self._l1.clear()
 
     async def _recheck(self, key: str) -> Any:
-        return await self.get(key, MISSING)
+        # Uncounted, as the interface asks: the caller's get already counted a miss.
+        scoped = self._scope + key
+        if self._l1 is not None and self._l1_serving():
+            value = await self._l1._recheck(scoped)
+            if value is not MISSING:
+                return value
+        return await self._l2._recheck(scoped)
 
 
 def _alias(name: str, value: Any, alias: str, alias_value: Any, default: Any) -> Any:
