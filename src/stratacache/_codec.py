@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 import msgpack
 import zstandard
 
+from ._stamps import Stamped, restore
 from .errors import ConfigurationError, SerializationError, ValidationError
 
 __all__ = ["IMMUTABLE_TYPES", "Codec", "UndecodableValue", "report_undecodable"]
@@ -77,6 +78,7 @@ _EXT_UUID = 8
 _EXT_DECIMAL = 9
 _EXT_BIGINT = 10
 _EXT_REGISTERED = 11
+_EXT_STAMPED = 12  # a get_or_set entry: [fresh_until, load_seconds, value] (see _stamps)
 
 _BYTES_LIKE = frozenset({bytearray, memoryview})
 _MAX_DEPTH = 512  # msgpack's own nesting limit
@@ -274,6 +276,10 @@ class Codec:
             return msgpack.ExtType(_EXT_DECIMAL, str(obj).encode())
         if cls is int:  # outside msgpack's 64-bit range
             return msgpack.ExtType(_EXT_BIGINT, str(obj).encode())
+        if cls is Stamped:
+            return msgpack.ExtType(
+                _EXT_STAMPED, pack([obj.fresh_until, obj.load_seconds, obj.value])
+            )
         name = self._by_type.get(cls)
         if name is None:
             raise _unsupported(obj)
@@ -378,6 +384,11 @@ class Codec:
             if cls is None:
                 raise UndecodableValue(f"the type {name!r} is not registered with this codec")
             return _from_state(cls, state)
+        if code == _EXT_STAMPED:
+            fresh_until, load_seconds, value = self._unpack(payload)
+            if not {type(fresh_until), type(load_seconds)} <= {int, float}:
+                raise UndecodableValue("a freshness stamp whose times are not numbers")
+            return restore(value, fresh_until, load_seconds)
         raise UndecodableValue(f"unknown extension type {code}")
 
     def _decompress(self, body: bytes) -> bytes:

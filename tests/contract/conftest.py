@@ -28,6 +28,7 @@ from stratacache.testing import FakeClock
 from _support import Subject
 
 DEFAULT_TTL = 300
+WALL_START = 1_700_000_000.0  # a fake wall clock for the Redis-backed subjects' stamps
 # The contract is about semantics: generous timeouts, so a loaded machine stalling the
 # event loop for a quarter second is not mistaken for a failing Redis (fail-safe would
 # then turn a write into a miss). tests/faults/ exercises the default timeouts.
@@ -65,9 +66,11 @@ async def _redis(request: pytest.FixtureRequest, url_fixture: str = "redis_url")
     server = request.getfixturevalue(url_fixture)
     url = server if isinstance(server, str) else server.url
     prefix = request.getfixturevalue("unique_prefix")
-    cache = RedisCache(url, prefix=prefix, default_ttl=DEFAULT_TTL, options=ROOMY)
+    wall = FakeClock(WALL_START)
+    cache = RedisCache(url, prefix=prefix, default_ttl=DEFAULT_TTL, options=ROOMY, wall_clock=wall)
 
     async def advance(seconds: float) -> None:
+        wall.advance(seconds)  # get_or_set's freshness stamps
         await _age(cache.client, prefix, seconds)
 
     return Subject(cache, advance)
@@ -76,7 +79,7 @@ async def _redis(request: pytest.FixtureRequest, url_fixture: str = "redis_url")
 async def _two_tier(request: pytest.FixtureRequest, url_fixture: str = "redis_url") -> Subject:
     server = request.getfixturevalue(url_fixture)
     namespace = request.getfixturevalue("unique_prefix")
-    clock = FakeClock(1_000.0)
+    clock, wall = FakeClock(1_000.0), FakeClock(WALL_START)
     cache = GenericRedisCache(
         server if isinstance(server, str) else server.url,
         namespace=namespace,
@@ -84,10 +87,12 @@ async def _two_tier(request: pytest.FixtureRequest, url_fixture: str = "redis_ur
         memory_cache_size=10_000,
         clock=clock,
         options=ROOMY,
+        wall_clock=wall,
     )
 
     async def advance(seconds: float) -> None:
-        clock.advance(seconds)  # the memory tier's clock, and Redis's TTLs
+        clock.advance(seconds)  # the memory tier's clock
+        wall.advance(seconds)  # get_or_set's freshness stamps
         await _age(cache.client, namespace_prefix(namespace), seconds)
 
     return Subject(cache, advance)
@@ -95,15 +100,20 @@ async def _two_tier(request: pytest.FixtureRequest, url_fixture: str = "redis_ur
 
 async def _manager(request: pytest.FixtureRequest) -> Subject:
     prefix = request.getfixturevalue("unique_prefix")
-    clock = FakeClock(1_000.0)
+    clock, wall = FakeClock(1_000.0), FakeClock(WALL_START)
     local = InMemoryCache(10_000, DEFAULT_TTL, clock=clock)
     remote = RedisCache(
-        request.getfixturevalue("redis_url"), prefix=prefix, default_ttl=DEFAULT_TTL, options=ROOMY
+        request.getfixturevalue("redis_url"),
+        prefix=prefix,
+        default_ttl=DEFAULT_TTL,
+        options=ROOMY,
+        wall_clock=wall,
     )
     cache = CacheManager(local, remote, namespace="orders")
 
     async def advance(seconds: float) -> None:
         clock.advance(seconds)
+        wall.advance(seconds)
         await _age(remote.client, prefix, seconds)
 
     return Subject(cache, advance, max_key_length=1024 - len("orders:"))

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import inspect
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from .._clock import Clock
 from .._codec import IMMUTABLE_TYPES, Codec
-from .._keys import validate_key, validate_tags
+from .._keys import validate_key
+from .._loading import Loading
+from .._missing import MISSING
+from .._policy import parse_policy
 from .._stampede import SingleFlight
 from .._ttl import resolve_ttl
 from ..errors import ValidationError
@@ -41,25 +45,9 @@ T = TypeVar("T")
 C = TypeVar("C", bound="CacheInterface")
 
 
-class _Missing:
-    """The type of :data:`MISSING`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISSING: Final = _Missing()
-"""Pass as ``default`` to ``get()`` to tell a miss from a cached ``None``."""
-
 Loader = Callable[[], "T | Awaitable[T]"]
 """What ``get_or_set`` calls on a miss: a sync or async function of no arguments."""
 
-_GET_OR_SET_OPTIONS = ("tags",)
 
 MAX_SCAN_COUNT: Final = 1000
 """The most keys one ``scan_keys`` call may be asked for."""
@@ -82,6 +70,10 @@ class CacheInterface(ABC):
 
     def __init__(self) -> None:
         self._flights: SingleFlight[Any] = SingleFlight()
+        self._loading = Loading(self)
+        # The time freshness stamps are written and judged on (see _stamps): wall
+        # time, as other processes read them; a memory-only cache uses its clock.
+        self._stamp_clock: Clock = time.time
 
     # -- the abstract operations ---------------------------------------------------
 
@@ -207,36 +199,18 @@ class CacheInterface(ABC):
         error and nothing is cached. ``loader`` may be sync (called on the event
         loop: wrap blocking I/O in ``asyncio.to_thread``) or async.
 
-        Options: ``tags`` — labels for :meth:`invalidate_tags`.
+        Options (keyword-only, all off by default): ``tags``,
+        ``stale_while_revalidate``, ``stale_if_error``, ``beta`` (XFetch early
+        recomputation), ``ttl_jitter``, ``lease`` (one loader across processes) and
+        ``loader_timeout``, as described in ``stratacache._policy``.
         """
-        unknown = sorted(set(policy) - set(_GET_OR_SET_OPTIONS))
-        if unknown:
-            raise ValidationError(
-                f"unknown get_or_set option(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(_GET_OR_SET_OPTIONS)}",
-                {"options": unknown},
-            )
+        options = parse_policy(policy)
         if not callable(loader):
             raise ValidationError(f"loader must be callable, not {type(loader).__name__}")
         validate_key(key)
-        resolve_ttl(ttl, self.default_ttl)
-        tags = validate_tags(policy.get("tags", ()))
-        value = await self.get(key, MISSING)
-        if value is not MISSING:
-            return value
-
-        async def load() -> Any:
-            cached = await self._recheck(key)
-            if cached is not MISSING:
-                return cached
-            result = loader()
-            if inspect.isawaitable(result):
-                result = await result
-            await self.set(key, result, ttl, tags=tags)
-            return result
-
-        result, led = await self._flights.run(key, load)
-        return result if led else self._copy_for_waiter(key, result)
+        return await self._loading.get_or_set(
+            key, loader, resolve_ttl(ttl, self.default_ttl), options
+        )
 
     async def _recheck(self, key: str) -> Any:
         """Look ``key`` up again inside a flight (another flight may just have filled it).
@@ -244,6 +218,18 @@ class CacheInterface(ABC):
         Implementations override this to skip hit/miss counting.
         """
         return await self.get(key, MISSING)
+
+    async def _acquire_lease(self, key: str, token: str, seconds: float) -> bool | None:
+        """Take the cross-process load lease of ``key`` (see ``_lease``).
+
+        True: taken; False: another process holds it; None: no shared backend to
+        hold one in (a memory-only cache, or Redis failing): load here.
+        """
+        return None
+
+    async def _release_lease(self, key: str, token: str) -> None:
+        """Give back a lease :meth:`_acquire_lease` took."""
+        return  # nothing was taken
 
     def _copy_for_waiter(self, key: str, value: Any) -> Any:
         """A copy of a loaded value for a waiter, so waiters never share a mutable object."""

@@ -117,6 +117,7 @@ class InMemoryCache(CacheInterface):
         self._lru = eviction == "lru"
         self._entries = self._tier.entries
         self._clock = self._tier.clock
+        self._stamp_clock = self._clock  # entries never leave the process (see _stamps)
         self._closed = False
         self._misses = self._sets = self._deletes = 0
         self._invalidations = self._decode_errors = 0
@@ -370,6 +371,7 @@ class InMemoryCache(CacheInterface):
             "memory_usage_bytes": tier.bytes,
             "max_bytes": tier.max_bytes,
             "eviction": tier.eviction,
+            "loading": self._loading.stats(),
         }
 
     async def get_cache_stats(self) -> dict[str, Any]:
@@ -392,6 +394,7 @@ class InMemoryCache(CacheInterface):
                 self._monitor_failed(exc)
             self._monitor_handle = None
         self._closed = True
+        self._loading.cancel()
         self._tier.clear()
 
     # -- monitoring ---------------------------------------------------------------------

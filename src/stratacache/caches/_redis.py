@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from time import perf_counter
@@ -17,6 +19,9 @@ from .._keys import (
     validate_pattern,
     validate_tags,
 )
+from .._lease import LEASE_INFIX
+from .._lease import acquire as acquire_lease
+from .._lease import release as release_lease
 from .._loops import PerLoop
 from .._redis_client import ClientOptions, client_from_url
 from .._resilience import CircuitBreaker
@@ -58,6 +63,8 @@ class RedisCache(CacheInterface):
             the default fail-safe behaviour (a miss, a dropped write, counted by
             class and logged). ``incr`` raises either way: no count would be right.
         options: connection settings: timeouts (0.25 s by default) and pool size.
+        wall_clock: seconds since the epoch, for ``get_or_set``'s freshness stamps,
+            which other processes read (inject one in tests, with ``clock``).
         breaker: the circuit breaker guarding Redis (default: opens after 3
             consecutive failures, one probe per second).
     """
@@ -76,8 +83,10 @@ class RedisCache(CacheInterface):
         breaker: CircuitBreaker | None = None,
         clock: Clock = monotonic,
         performance_monitor: CachePerformanceMonitor | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
         super().__init__()
+        self._stamp_clock = wall_clock
         if not isinstance(prefix, str) or "\x00" in prefix:
             raise ValidationError("prefix must be a str without NUL characters")
         self.default_ttl = validate_default_ttl(default_ttl)
@@ -165,6 +174,7 @@ class RedisCache(CacheInterface):
             return
         self._closed = True
         self._status = "disconnected"
+        self._loading.cancel()
         await self._lanes.aclose()
 
     # -- reads -----------------------------------------------------------------------
@@ -348,6 +358,19 @@ class RedisCache(CacheInterface):
         start = len(self.prefix)
         return _cache_cursor(following), [key[start:] for key in keys]
 
+    async def _acquire_lease(self, key: str, token: str, seconds: float) -> bool | None:
+        # None when Redis fails (fail-safe): nobody can hold a lease, so load here.
+        lease_key = self.prefix + LEASE_INFIX + key
+        taken: bool | None = await self._run(
+            "lease", acquire_lease(self._tier.client, lease_key, token, seconds)
+        )
+        return taken
+
+    async def _release_lease(self, key: str, token: str) -> None:
+        lease_key = self.prefix + LEASE_INFIX + key
+        with contextlib.suppress(InfrastructureError):  # (strict) it ends by itself anyway
+            await self._run("lease", release_lease(self._tier.client, lease_key, token))
+
     async def _recheck(self, key: str) -> Any:
         data = await self._run("get", self._tier.get(self.prefix + key), fallback=None)
         if data is None:
@@ -379,6 +402,7 @@ class RedisCache(CacheInterface):
             "errors_by_class": dict(self._failures),
             "redis_status": self._status,
             "circuit": self._breaker.state,
+            "loading": self._loading.stats(),
         }
 
     async def get_cache_stats(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from .._keys import (
@@ -45,9 +46,11 @@ from .._keys import (
     validate_pattern,
     validate_tags,
 )
+from .._policy import parse_policy
+from .._stamps import stamps_visible
 from .._ttl import resolve_ttl
 from ..errors import InfrastructureError, ValidationError
-from ._interface import _GET_OR_SET_OPTIONS, MISSING, CacheInterface, validate_delta
+from ._interface import MISSING, CacheInterface, validate_delta
 from ._memory import InMemoryCache
 
 __all__ = ["MAX_TENANT_ID_LENGTH", "CacheKeyBuilder", "TenantCache", "TenantId"]
@@ -486,37 +489,26 @@ class TenantCache(CacheInterface):
 
         The generation is read once, up front: a value loaded while the tenant's
         version is bumped is stored under the old generation, where nobody reads
-        it, so a load that raced an invalidation never outlives it. Loading goes
-        through the underlying cache's ``get_or_set``, so views of one tenant
-        share a load (and the underlying cache's loading policies apply).
+        it, so a load that raced an invalidation never outlives it. Loading is the
+        underlying cache's (its flights, lease and background loads), so views of
+        one tenant share a load.
         """
-        unknown = sorted(set(policy) - set(_GET_OR_SET_OPTIONS))
-        if unknown:
-            raise ValidationError(
-                f"unknown get_or_set option(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(_GET_OR_SET_OPTIONS)}",
-                {"options": unknown},
-            )
+        options = parse_policy(policy)
         if not callable(loader):
             raise ValidationError(f"loader must be callable, not {type(loader).__name__}")
         self._check_key(key)
-        resolve_ttl(ttl, self.default_ttl)
-        labels = validate_tags(policy.get("tags", ()))
+        seconds = resolve_ttl(ttl, self.default_ttl)
         self._check_open()
         generation = await self._generation()
         full = self._data_prefix(generation) + key
-        value = await self._cache.get(full, MISSING)
-        if value is not MISSING:
+        with stamps_visible():
+            found = await self._cache.get(full, MISSING)
+        if found is MISSING:
+            self._misses += 1
+        else:
             self._hits += 1
-            return value
-        self._misses += 1  # counted before waiting: callers see every miss at once
-        options = {**policy, "tags": self._scoped_tags(generation, labels)}
-
-        async def load() -> Any:
-            return await self._cache.get_or_set(full, loader, ttl, **options)
-
-        result, led = await self._flights.run((generation, key), load)
-        return result if led else self._copy_for_waiter(full, result)
+        scoped = replace(options, tags=frozenset(self._scoped_tags(generation, options.tags)))
+        return await self._cache._loading.settle(full, found, loader, seconds, scoped)
 
     # -- stats ---------------------------------------------------------------------------
 

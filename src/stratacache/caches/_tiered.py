@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from .._keys import (
 )
 from .._redis_client import ClientOptions
 from .._redis_errors import map_redis_errors
+from .._stamps import stamps_shown, stamps_visible, unstamped
 from .._ttl import resolve_ttl, validate_default_ttl, validate_positive_int
 from ..errors import ConfigurationError
 from ..monitoring._monitor import CachePerformanceMonitor
@@ -62,6 +64,8 @@ class GenericRedisCache(CacheInterface):
         fail_on_connection_error: raise instead of degrading to L1.
         codec: a :class:`Codec` (its compression settings win over the two above).
         options: connection settings (timeouts, pool size) for ``redis_url``.
+        wall_clock: seconds since the epoch, for ``get_or_set``'s freshness stamps,
+            which other processes read (inject one in tests, with ``clock``).
     """
 
     def __init__(
@@ -82,8 +86,10 @@ class GenericRedisCache(CacheInterface):
         codec: Codec | None = None,
         clock: Clock | None = None,
         options: ClientOptions | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
         super().__init__()
+        self._stamp_clock = wall_clock
         enabled = _alias(
             "enable_memory_cache", enable_memory_cache, "enable_l1_cache", enable_l1_cache, True
         )
@@ -164,6 +170,7 @@ class GenericRedisCache(CacheInterface):
         return connected
 
     async def aclose(self) -> None:
+        self._loading.cancel()
         if self._bus is not None:
             await self._bus.aclose()
         if self._l1 is not None:
@@ -204,7 +211,8 @@ class GenericRedisCache(CacheInterface):
             return []
         self._begin(keys)
         try:
-            results = await self._l2.get_with_ttl(self._scoped(keys))
+            with stamps_visible():  # L1 keeps a get_or_set entry's stamp, as Redis does
+                results = await self._l2.get_with_ttl(self._scoped(keys))
         finally:
             stale = self._end(keys)
         if self._l1 is not None:
@@ -214,7 +222,9 @@ class GenericRedisCache(CacheInterface):
                     # keep its tags so a tag invalidation from elsewhere reaches it.
                     seconds = 0 if ttl == -1 else ttl // 1000
                     await self._l1.set(self._scope + key, value, seconds, tags=tags)
-        return [value for value, _, _ in results]
+        if stamps_shown():
+            return [value for value, _, _ in results]
+        return [unstamped(value) for value, _, _ in results]
 
     async def exists(self, key: str) -> bool:
         validate_key(key)
@@ -379,6 +389,7 @@ class GenericRedisCache(CacheInterface):
             "circuit": l2["circuit"],
             "invalidations_received": self._bus.received if self._bus else 0,
             "invalidation_channel": "connected" if self._bus and self._bus.connected else "down",
+            "loading": self._loading.stats(),
         }
 
     async def get_cache_stats(self) -> dict[str, Any]:
@@ -466,6 +477,12 @@ class GenericRedisCache(CacheInterface):
         if self._l1 is not None:
             await self._l1.clear()
 
+    async def _acquire_lease(self, key: str, token: str, seconds: float) -> bool | None:
+        return await self._l2._acquire_lease(self._scope + key, token, seconds)
+
+    async def _release_lease(self, key: str, token: str) -> None:
+        await self._l2._release_lease(self._scope + key, token)
+
     async def _recheck(self, key: str) -> Any:
         # Uncounted, as the interface asks: the caller's get already counted a miss.
         scoped = self._scope + key
@@ -518,6 +535,7 @@ class CacheManager(GenericRedisCache):
         self.namespace = namespace
         # The caller built (and monitors) both caches; this reports the Redis side.
         self.performance_monitor = redis_cache.performance_monitor
+        self._stamp_clock = redis_cache._stamp_clock
         self._l2 = redis_cache
         self._wire(local_cache, scope=f"{namespace}:" if namespace else "")
 
