@@ -66,6 +66,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar, overload
 
 from ._keys import encode_part, validate_key, validate_tags
+from ._policy import parse_policy
 from ._ttl import resolve_ttl
 from .caches._interface import CacheInterface
 from .errors import InfrastructureError, SerializationError, ValidationError
@@ -93,6 +94,8 @@ _RECEIVERS = ("self", "cls")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _UNBOUND: Final[Any] = object()
 _FIELD_ROOT = re.compile(r"[^.\[]*")
+# Options that load in the background or cancel a load: a sync function cannot.
+_ASYNC_ONLY = frozenset({"stale_while_revalidate", "beta", "loader_timeout"})
 
 
 def cached(
@@ -102,6 +105,7 @@ def cached(
     key: str | Callable[..., str] | None = None,
     tags: Iterable[str] | Callable[..., Iterable[str]] = (),
     prefix: str | None = None,
+    **policy: Any,
 ) -> CacheDecorator:
     """Cache a function's results in ``cache``; see the module docstring.
 
@@ -117,6 +121,11 @@ def cached(
         tags: labels for ``invalidate_tags``, or a function of the call's
             arguments returning them.
         prefix: replaces ``{module}.{qualname}`` in default keys.
+        policy: ``get_or_set``'s loading options (``stale_while_revalidate``,
+            ``stale_if_error``, ``beta``, ``ttl_jitter``, ``lease``,
+            ``loader_timeout``). A sync function runs in its caller's thread, so
+            it takes only those that never load in the background or cut a load
+            short: ``stale_if_error``, ``ttl_jitter`` and ``lease``.
     """
     if not isinstance(cache, CacheInterface) and not callable(cache):
         raise ValidationError(
@@ -133,7 +142,10 @@ def cached(
         tags = validate_tags(tags)
     if prefix is not None and (type(prefix) is not str or not prefix or "\x00" in prefix):
         raise ValidationError(f"prefix must be a non-empty str without NUL, not {prefix!r:.60}")
-    return CacheDecorator(cache, ttl, key, tags, prefix)
+    if "tags" in policy:
+        raise ValidationError("give tags as cached(..., tags=...)")
+    parse_policy(policy)  # refuse bad options now, not on the first call
+    return CacheDecorator(cache, ttl, key, tags, prefix, policy)
 
 
 class CacheDecorator:
@@ -146,8 +158,9 @@ class CacheDecorator:
         key: str | Callable[..., str] | None,
         tags: Iterable[str] | Callable[..., Iterable[str]],
         prefix: str | None,
+        policy: dict[str, Any],
     ) -> None:
-        self._options = (cache, ttl, key, tags, prefix)
+        self._options = (cache, ttl, key, tags, prefix, policy)
 
     @overload
     def __call__(  # type: ignore[overload-overlap]  # a coroutine function is the special case
@@ -172,6 +185,14 @@ class CacheDecorator:
         spec = _Spec(fn, *self._options)
         if inspect.iscoroutinefunction(fn):
             return AsyncCachedFunction(spec)
+        async_only = sorted(set(spec.policy) & _ASYNC_ONLY)
+        if async_only:
+            raise ValidationError(
+                f"{', '.join(async_only)}: only for async functions; {spec.name} is sync, so "
+                "it runs in its caller's thread, which cannot load in the background or "
+                "be cut short",
+                {"options": async_only},
+            )
         return SyncCachedFunction(spec)
 
 
@@ -186,8 +207,10 @@ class _Spec:
         key: str | Callable[..., str] | None,
         tags: Iterable[str] | Callable[..., Iterable[str]],
         prefix: str | None,
+        policy: dict[str, Any],
     ) -> None:
         self.fn = fn
+        self.policy = policy
         self.name = getattr(fn, "__qualname__", type(fn).__qualname__)
         self.signature = inspect.signature(fn)
         self.parameters = self.signature.parameters
@@ -499,6 +522,7 @@ class AsyncCachedFunction(_CachedBase, Generic[P, T]):
             lambda: fn(*full, **kwargs),
             spec.ttl_for(full, kwargs),
             tags=spec.tags_for(full, kwargs),
+            **spec.policy,
         )
         return result
 
@@ -540,6 +564,7 @@ class SyncCachedFunction(_CachedBase, Generic[P, T]):
             lambda: fn(*full, **kwargs),
             spec.ttl_for(full, kwargs),
             spec.tags_for(full, kwargs),
+            spec.policy,
         )
         return result
 
@@ -588,6 +613,7 @@ def _load_in_caller(
     call: Callable[[], Any],
     ttl: int | None,
     tags: frozenset[str],
+    policy: dict[str, Any],
 ) -> Any:
     """``cache.get_or_set`` for a sync caller; the loader runs in the calling thread.
 
@@ -603,7 +629,7 @@ def _load_in_caller(
         wanted.set_result(done)
         return await done
 
-    outer = runner.submit(cache.get_or_set(key, hand_back, ttl, tags=tags))
+    outer = runner.submit(cache.get_or_set(key, hand_back, ttl, tags=tags, **policy))
     try:
         concurrent.futures.wait((outer, wanted), return_when=concurrent.futures.FIRST_COMPLETED)
     except BaseException:

@@ -876,3 +876,55 @@ async def _until(condition: Any) -> None:
 
 def test_the_echo_helper_is_a_cached_function() -> None:
     assert json.loads(echo_any.key_for([1, "a"]).partition(":")[2]) == [["list", 1, "a"]]
+
+
+# -- loading policies ----------------------------------------------------------------
+
+
+async def test_policies_apply_to_async_functions(cache: InMemoryCache, clock: FakeClock) -> None:
+    version = 1
+
+    @cached(cache, ttl=10, stale_while_revalidate=30)
+    async def report(day: int) -> str:
+        return f"v{version}"
+
+    assert await report(1) == "v1"
+    clock.advance(15)
+    version = 2
+    assert await report(1) == "v1"  # stale, served at once; a reload starts behind it
+    for _ in range(1000):
+        if await cache.get(report.key_for(1)) == "v2":
+            break
+        await asyncio.sleep(0)
+    assert await report(1) == "v2"
+
+
+def test_a_sync_function_takes_stale_if_error(cache: InMemoryCache, clock: FakeClock) -> None:
+    failing = False
+
+    @cached(cache, ttl=10, stale_if_error=60)
+    def price(item: str) -> int:
+        if failing:
+            raise LookupError("pricing service down")
+        return 42
+
+    assert price("tea") == 42
+    clock.advance(20)
+    failing = True
+    assert price("tea") == 42  # expired, but the fresh load failed
+
+
+def test_background_and_timeout_options_need_an_async_function(cache: InMemoryCache) -> None:
+    for option in ({"stale_while_revalidate": 5}, {"beta": 1.0}, {"loader_timeout": 1}):
+        with pytest.raises(ValidationError, match="only for async functions"):
+
+            @cached(cache, **option)
+            def sync(n: int) -> int:
+                return n
+
+
+def test_bad_policy_options_fail_at_decoration(cache: InMemoryCache) -> None:
+    with pytest.raises(ValidationError, match="unknown get_or_set option"):
+        cached(cache, stale_while_revalidat=5)
+    with pytest.raises(ValidationError, match="stale_if_error must be from 0"):
+        cached(cache, stale_if_error=-1)
