@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from . import load as load_test
 from . import memory_use, monitoring, redis_path, speed, two_tier
 from .speed import TIMES
 
@@ -426,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_sections.append(
             ("Two tiers: the memory hit", _method(two_tier) + "\n\n" + two_tier_body)
         )
+
+    extra_sections.append((load_test.SUMMARY_TITLE, load_test.summary()))
 
     targets = evaluate_targets(
         speed_rows,
