@@ -325,6 +325,7 @@ def test_a_url_without_a_management_api_is_explained(cli: Cli, live_management: 
 # -- warm ------------------------------------------------------------------------------------------
 
 WARMERS = """
+import asyncio
 from stratacache import InMemoryCache
 from stratacache import CacheWarmer
 
@@ -337,6 +338,14 @@ def broken():
     raise RuntimeError("the database is down")
 
 warmer.register("c", broken)
+
+async def slow():
+    await asyncio.Event().wait()  # never finishes: only --timeout ends it
+
+slow_warmer = CacheWarmer(cache)
+slow_warmer.register("quick", lambda: 1)
+slow_warmer.register("stuck", slow)
+slow_warmer.register("broken", broken)
 
 def factory(cache):
     made = CacheWarmer(cache)
@@ -380,6 +389,14 @@ def test_warm_shows_a_progress_bar_and_a_summary(cli: Cli, warmers: str) -> None
     assert "failed: c" in result.stdout
     assert "3/3" in result.stderr  # the progress bar's final state
     assert "dry run" in result.stderr  # a memory cache warmed from the CLI is said to be one
+
+
+def test_warm_times_out_a_stuck_loader_and_goes_on(cli: Cli, warmers: str) -> None:
+    result = cli("warm", f"{warmers}:slow_warmer", "--timeout", "0.2", "--concurrency", "1")
+    assert result.exit_code == 1
+    assert "Warmed 1/3 key(s)" in result.stdout
+    assert "stuck" in result.stdout and "broken" in result.stdout
+    assert "3/3" in result.stderr  # the bar reached the end past the stuck loader
 
 
 @pytest.mark.parametrize(("attribute", "keys"), [("factory", ["x"]), ("async_factory", ["y"])])
