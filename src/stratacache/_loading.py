@@ -17,6 +17,9 @@ to the cache under it):
    most the lease's length, then loads itself rather than fail.
 4. A failing (or timed-out) loader reaches every waiter and stores nothing,
    unless an expired value is still within ``stale_if_error``: then that is served.
+   While a key's loads keep failing, callers are not made to wait for the loader
+   again and again: they get the stale value at once, and one background load per
+   :data:`RETRY_EVERY` seconds tries again (the source is not hammered either).
 
 Background loads are tasks the cache holds (a set, emptied as they finish) and
 cancels on ``aclose()``; their failures are counted and logged, never raised.
@@ -45,6 +48,9 @@ __all__ = ["Loading"]
 
 logger = logging.getLogger("stratacache")
 
+RETRY_EVERY = 1.0
+"""Seconds between loads of a key whose last load failed while stale-if-error serves it."""
+_MAX_FAILING = 10_000  # keys remembered as failing, at most (the oldest are forgotten)
 _FIRST_POLL = 0.005  # seconds between a lease waiter's first looks; doubles up to:
 _MAX_POLL = 0.1
 
@@ -70,12 +76,15 @@ class Loading:
         self._background: dict[tuple[str, asyncio.AbstractEventLoop], asyncio.Task[None]] = {}
         self._counts: Counter[str] = Counter()
         self._warned: set[str] = set()
+        # key -> when (stamp clock) the next load of a key whose last load failed may run
+        self._failing: dict[str, float] = {}
 
     def stats(self) -> dict[str, int]:
         """The counters, plus loads in flight and in the background right now."""
         figures = {name: self._counts[name] for name in _COUNTERS}
         figures["in_flight"] = len(self._cache._flights)
         figures["background"] = len(self._background)
+        figures["failing"] = len(self._failing)  # keys served stale while their loads fail
         return figures
 
     def cancel(self) -> None:
@@ -108,6 +117,16 @@ class Loading:
                 self._start_background(key, loader, ttl, policy, found, judged)
                 return found.value
             stale = found
+            if key in self._failing:
+                now = cache._stamp_clock()
+                if now >= found.fresh_until + policy.stale_if_error:
+                    del self._failing[key]  # beyond the window: callers wait and see errors
+                else:
+                    self._counts["stale_if_error_served"] += 1
+                    if now >= self._failing[key]:
+                        self._failing[key] = now + RETRY_EVERY
+                        self._start_background(key, loader, ttl, policy, found, judged)
+                    return found.value
         try:
             result, led = await cache._flights.run(
                 key, lambda: self._load(key, loader, ttl, policy, replacing=None)
@@ -119,6 +138,9 @@ class Loading:
             self._log_once(
                 "stale_if_error", "serving a stale value: loading %r failed: %r", key, exc
             )
+            if len(self._failing) >= _MAX_FAILING:
+                del self._failing[next(iter(self._failing))]
+            self._failing[key] = cache._stamp_clock() + RETRY_EVERY
             return stale.value
         return result if led else cache._copy_for_waiter(key, result)
 
@@ -221,6 +243,7 @@ class Loading:
             self._counts["load_errors"] += 1
             raise
         self._counts["loads"] += 1
+        self._failing.pop(key, None)
         fresh_for = policy.stored_ttl(ttl)
         if ttl and policy.stamps:
             now = clock()

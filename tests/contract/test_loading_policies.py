@@ -86,10 +86,40 @@ async def test_stale_if_error_serves_the_old_value_while_the_loader_fails(
     await cache.get_or_set("k", lambda: "v1", 10, stale_if_error=60)
     await subject.advance(30)
     assert await cache.get_or_set("k", _failing, 10, stale_if_error=60) == "v1"
-    assert await cache.get_or_set("k", lambda: "v2", 10, stale_if_error=60) == "v2"
-    await subject.advance(75)  # v2 expired 65 s ago: beyond its 60 s window
+    await subject.advance(45)  # v1 expired 65 s ago: beyond its 60 s window
     with pytest.raises(LookupError):
         await cache.get_or_set("k", _failing, 10, stale_if_error=60)
+
+
+async def test_while_loads_fail_callers_get_the_stale_value_at_once_and_one_retry_a_second(
+    subject: Subject,
+) -> None:
+    cache = subject.cache
+    await cache.get_or_set("k", lambda: "v1", 10, stale_if_error=600)
+    await subject.advance(20)
+    calls = 0
+    source_up = False
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        if not source_up:
+            raise LookupError("the source is down")
+        return "v2"
+
+    assert await cache.get_or_set("k", load, 10, stale_if_error=600) == "v1"  # waited, failed
+    for _ in range(20):  # within a second: nobody waits for, or runs, the loader
+        assert await cache.get_or_set("k", load, 10, stale_if_error=600) == "v1"
+    assert calls == 1
+    source_up = True
+    await subject.advance(1)
+    assert await cache.get_or_set("k", load, 10, stale_if_error=600) == "v1"  # retry behind it
+
+    async def recovered() -> bool:
+        return bool(await cache.get("k") == "v2")
+
+    await _eventually(recovered, "the background retry stored v2")
+    assert calls == 2
 
 
 async def test_without_stale_if_error_an_expired_entry_does_not_hide_an_error(
