@@ -94,8 +94,8 @@ _RECEIVERS = ("self", "cls")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _UNBOUND: Final[Any] = object()
 _FIELD_ROOT = re.compile(r"[^.\[]*")
-# Options that load in the background or cancel a load: a sync function cannot.
-_ASYNC_ONLY = frozenset({"stale_while_revalidate", "beta", "loader_timeout"})
+# A sync function runs in a thread, which no timeout can stop.
+_ASYNC_ONLY = frozenset({"loader_timeout"})
 
 
 def cached(
@@ -123,9 +123,9 @@ def cached(
         prefix: replaces ``{module}.{qualname}`` in default keys.
         policy: ``get_or_set``'s loading options (``stale_while_revalidate``,
             ``stale_if_error``, ``beta``, ``ttl_jitter``, ``lease``,
-            ``loader_timeout``). A sync function runs in its caller's thread, so
-            it takes only those that never load in the background or cut a load
-            short: ``stale_if_error``, ``ttl_jitter`` and ``lease``.
+            ``loader_timeout``). A sync function takes all but ``loader_timeout``
+            (nothing can stop a thread); its background reloads run in a worker
+            thread.
     """
     if not isinstance(cache, CacheInterface) and not callable(cache):
         raise ValidationError(
@@ -188,9 +188,8 @@ class CacheDecorator:
         async_only = sorted(set(spec.policy) & _ASYNC_ONLY)
         if async_only:
             raise ValidationError(
-                f"{', '.join(async_only)}: only for async functions; {spec.name} is sync, so "
-                "it runs in its caller's thread, which cannot load in the background or "
-                "be cut short",
+                f"{', '.join(async_only)}: only for async functions; {spec.name} is sync, and "
+                "nothing can stop a thread running it",
                 {"options": async_only},
             )
         return SyncCachedFunction(spec)
@@ -619,17 +618,29 @@ def _load_in_caller(
 
     The flight's loader, on the private loop, hands the work back: it resolves
     ``wanted`` with a future and waits for the caller to settle it with the
-    function's result. Waiters (in any thread) just wait for the flight.
+    function's result. Waiters (in any thread) just wait for the flight. A load
+    that starts after the caller has its answer (a background reload under
+    stale-while-revalidate, XFetch or stale-if-error) runs in a worker thread.
     """
     runner = _runner()
     wanted: concurrent.futures.Future[asyncio.Future[Any]] = concurrent.futures.Future()
+    answered = False  # read and written on the private loop only
 
     async def hand_back() -> Any:
+        if answered:  # a background reload, after this call had its answer
+            return await asyncio.to_thread(call)
         done = asyncio.get_running_loop().create_future()
         wanted.set_result(done)
         return await done
 
-    outer = runner.submit(cache.get_or_set(key, hand_back, ttl, tags=tags, **policy))
+    async def ask() -> Any:
+        nonlocal answered
+        try:
+            return await cache.get_or_set(key, hand_back, ttl, tags=tags, **policy)
+        finally:
+            answered = True  # before any background load this call started can run
+
+    outer = runner.submit(ask())
     try:
         concurrent.futures.wait((outer, wanted), return_when=concurrent.futures.FIRST_COMPLETED)
     except BaseException:
@@ -641,12 +652,12 @@ def _load_in_caller(
             value = call()
         except Exception as exc:
             runner.settle(done, error=exc)
-            return outer.result()  # raises exc, once every waiter has it too
         except BaseException:
             runner.settle(done, abandon=True)  # KeyboardInterrupt...: another caller loads
             raise
-        runner.settle(done, value=value)
-    return outer.result()
+        else:
+            runner.settle(done, value=value)
+    return outer.result()  # the function's error, if it raised, once every waiter has it
 
 
 class _LoopThread:

@@ -395,7 +395,8 @@ def test_warm_times_out_a_stuck_loader_and_goes_on(cli: Cli, warmers: str) -> No
     result = cli("warm", f"{warmers}:slow_warmer", "--timeout", "0.2", "--concurrency", "1")
     assert result.exit_code == 1
     assert "Warmed 1/3 key(s)" in result.stdout
-    assert "stuck" in result.stdout and "broken" in result.stdout
+    assert "stuck" in result.stdout
+    assert "broken" in result.stdout
     assert "3/3" in result.stderr  # the bar reached the end past the stuck loader
 
 

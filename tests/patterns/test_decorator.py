@@ -899,6 +899,30 @@ async def test_policies_apply_to_async_functions(cache: InMemoryCache, clock: Fa
     assert await report(1) == "v2"
 
 
+def test_a_sync_function_reloads_in_the_background_in_a_worker_thread(
+    cache: InMemoryCache, clock: FakeClock
+) -> None:
+    threads: list[str] = []
+    version = 1
+
+    @cached(cache, ttl=10, stale_while_revalidate=30)
+    def price(item: str) -> int:
+        threads.append(threading.current_thread().name)
+        return version
+
+    assert price("tea") == 1
+    clock.advance(15)
+    version = 2
+    assert price("tea") == 1  # stale, at once
+    for _ in range(1000):  # the reload runs on its own; wait for it, bounded
+        if price("tea") == 2:
+            break
+        threading.Event().wait(0.005)
+    assert price("tea") == 2
+    assert threads[0] == threading.current_thread().name  # the caller's thread
+    assert threads[1] != threading.current_thread().name  # a worker's
+
+
 def test_a_sync_function_takes_stale_if_error(cache: InMemoryCache, clock: FakeClock) -> None:
     failing = False
 
@@ -912,15 +936,15 @@ def test_a_sync_function_takes_stale_if_error(cache: InMemoryCache, clock: FakeC
     clock.advance(20)
     failing = True
     assert price("tea") == 42  # expired, but the fresh load failed
+    assert price("tea") == 42  # at once: the next retry is a second away
 
 
-def test_background_and_timeout_options_need_an_async_function(cache: InMemoryCache) -> None:
-    for option in ({"stale_while_revalidate": 5}, {"beta": 1.0}, {"loader_timeout": 1}):
-        with pytest.raises(ValidationError, match="only for async functions"):
+def test_loader_timeout_needs_an_async_function(cache: InMemoryCache) -> None:
+    with pytest.raises(ValidationError, match="loader_timeout: only for async functions"):
 
-            @cached(cache, **option)
-            def sync(n: int) -> int:
-                return n
+        @cached(cache, loader_timeout=1)
+        def sync(n: int) -> int:
+            return n
 
 
 def test_bad_policy_options_fail_at_decoration(cache: InMemoryCache) -> None:
