@@ -21,8 +21,10 @@ to the cache under it):
    again and again: they get the stale value at once, and one background load per
    :data:`RETRY_EVERY` seconds tries again (the source is not hammered either).
 
-Background loads are tasks the cache holds (a set, emptied as they finish) and
-cancels on ``aclose()``; their failures are counted and logged, never raised.
+Background loads are tasks the cache holds (one per key and event loop, forgotten
+as they finish) and cancels on ``aclose()``; their failures are counted and logged,
+never raised. They run in the key's flight like any load, so a caller that needs
+the key meanwhile waits for that load instead of starting another.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ RETRY_EVERY = 1.0
 _MAX_FAILING = 10_000  # keys remembered as failing, at most (the oldest are forgotten)
 _FIRST_POLL = 0.005  # seconds between a lease waiter's first looks; doubles up to:
 _MAX_POLL = 0.1
+_SKIPPED: Any = object()  # a background flight found nothing left to do
 
 _COUNTERS = (
     "loads",  # loader calls that returned
@@ -128,9 +131,12 @@ class Loading:
                         self._start_background(key, loader, ttl, policy, found, judged)
                     return found.value
         try:
-            result, led = await cache._flights.run(
-                key, lambda: self._load(key, loader, ttl, policy, replacing=None)
-            )
+            while True:
+                result, led = await cache._flights.run(
+                    key, lambda: self._load(key, loader, ttl, policy, replacing=None)
+                )
+                if result is not _SKIPPED:  # (a background flight this caller joined)
+                    break
         except Exception as exc:
             if stale is None or cache._stamp_clock() >= stale.fresh_until + policy.stale_if_error:
                 raise
@@ -167,7 +173,7 @@ class Loading:
             if self._usable(found):
                 return unstamped(found)
         elif type(found) is not Stamped or found.fresh_until != replacing.fresh_until:
-            return None
+            return _SKIPPED
         token = secrets.token_hex(16)
         holding = False
         if policy.lease:
@@ -175,7 +181,7 @@ class Loading:
             holding = held is True
             if held is False:  # another process is loading it
                 if replacing is not None:
-                    return None  # the holder reloads it; nobody waits on this load
+                    return _SKIPPED  # the holder reloads it
                 waited = await self._await_holder(key, token, policy.lease)
                 if waited is not MISSING:
                     return waited
