@@ -95,13 +95,6 @@ class Loading:
         for task in list(self._background.values()):
             task.cancel()
 
-    async def get_or_set(
-        self, key: str, loader: Callable[[], Any], ttl: int, policy: LoadPolicy
-    ) -> Any:
-        with stamps_visible():
-            found = await self._cache.get(key, MISSING)
-        return await self.settle(key, found, loader, ttl, policy)
-
     async def settle(
         self, key: str, found: Any, loader: Callable[[], Any], ttl: int, policy: LoadPolicy
     ) -> Any:

@@ -94,9 +94,34 @@ PLAIN: Final = LoadPolicy()
 
 
 def parse_policy(options: Mapping[str, Any]) -> LoadPolicy:
-    """Check ``get_or_set``'s keyword options; one :class:`ValidationError` says what is wrong."""
+    """Check ``get_or_set``'s keyword options; one :class:`ValidationError` says what is wrong.
+
+    Call sites pass the same options over and over, so checked ones are remembered
+    (by name, type and value: ``lease=True`` is not ``lease=1``); checking costs
+    several microseconds, a hit on the cache well under one.
+    """
     if not options:
         return PLAIN
+    try:
+        memo_key: Any = tuple((name, type(value), value) for name, value in options.items())
+        known = _checked.get(memo_key)
+    except TypeError:  # an unhashable value (tags as a list): check it every time
+        memo_key = known = None
+    if known is not None:
+        return known
+    policy = _parse(options)
+    if memo_key is not None:
+        if len(_checked) >= _MAX_CHECKED:
+            _checked.clear()
+        _checked[memo_key] = policy
+    return policy
+
+
+_MAX_CHECKED = 256
+_checked: dict[Any, LoadPolicy] = {}
+
+
+def _parse(options: Mapping[str, Any]) -> LoadPolicy:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ValidationError(

@@ -23,6 +23,7 @@ from .._loading import Loading
 from .._missing import MISSING
 from .._policy import parse_policy
 from .._stampede import SingleFlight
+from .._stamps import Stamped, conceal, reveal
 from .._ttl import resolve_ttl
 from ..errors import ValidationError
 
@@ -208,9 +209,15 @@ class CacheInterface(ABC):
         if not callable(loader):
             raise ValidationError(f"loader must be callable, not {type(loader).__name__}")
         validate_key(key)
-        return await self._loading.get_or_set(
-            key, loader, resolve_ttl(ttl, self.default_ttl), options
-        )
+        seconds = resolve_ttl(ttl, self.default_ttl)
+        token = reveal()  # stamps and all: the policies judge them
+        try:
+            found = await self.get(key, MISSING)
+        finally:
+            conceal(token)
+        if found is not MISSING and type(found) is not Stamped:
+            return found  # the common hit: no policy to apply
+        return await self._loading.settle(key, found, loader, seconds, options)
 
     async def _recheck(self, key: str) -> Any:
         """Look ``key`` up again inside a flight (another flight may just have filled it).
