@@ -45,11 +45,10 @@ from .caching import ReadThrough, build_cache, describe_cache
 from .db import Product, make_engine, make_sessions, utcnow
 from .seed import CATEGORIES, ensure_seeded
 
-__all__ = ["MANAGEMENT_PREFIX", "create_app"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger("catalog")
 
-MANAGEMENT_PREFIX = "/internal/cache"
 MAX_LIMIT = 100
 _LANDING = Path(__file__).with_name("landing.html")
 

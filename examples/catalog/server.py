@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stratacache import CacheError
+from stratacache import CacheError, ConfigurationError
 from stratacache.config import load_settings, redact_url
+from stratacache.web import DEFAULT_PREFIX
 
-from .app import MANAGEMENT_PREFIX, create_app
+from .app import create_app
 from .caching import build_cache, describe_cache
-from .seed import ensure_seeded
+from .seed import SeedReport, default_database_path, ensure_seeded
 
 __all__ = ["main", "serve"]
 
@@ -29,31 +31,55 @@ def serve(
     reseed: bool = False,
     access_log: bool = True,
 ) -> None:
-    """Seed (once), print where everything is, and serve until interrupted."""
+    """Seed (once), print where everything is, and serve until interrupted.
+
+    Raises:
+        CacheError: the settings are wrong (a bad ``CACHE_PRESET`` or ``REDIS_URL``),
+            or the database cannot be built where ``CATALOG_DB`` (``--db``) says.
+    """
     import uvicorn
 
-    seeded = ensure_seeded(database, force=reseed)
+    seeded = _seed(database, force=reseed)
     settings = load_settings()
-    api_keys = settings.all_api_keys()
-    api_key = api_keys[0] if api_keys else secrets.token_urlsafe(24)
+    # A key is generated here, not in create_app, so that it can be printed below.
+    # Configured keys are left to create_app: it accepts all of them (API_KEY and
+    # ADDITIONAL_API_KEYS), and this banner shows the first.
+    generated = None if settings.all_api_keys() else secrets.token_urlsafe(24)
     cache = build_cache()
-    app = create_app(database=seeded.path, cache=cache, api_key=api_key)
+    app = create_app(database=seeded.path, cache=cache, api_key=generated)
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     redis_url = settings.resolved_redis_url
     lines = [
         "stratacache catalog demo",
         f"  {base}/                               what this service does",
         f"  {base}/products/42                    a product (X-Cache headers)",
-        f"  {base}{MANAGEMENT_PREFIX}/dashboard   the cache, live",
+        f"  {base}{DEFAULT_PREFIX}/dashboard   the cache, live",
         f"  database: {seeded.path} ({seeded.products:,} products"
         + (", seeded now)" if seeded.created else ")"),
         f"  cache:    {describe_cache(cache)}"
         + (f" at {redact_url(redis_url)}" if redis_url and settings.preset.enabled else ""),
-        f"  management API key: {api_key}"
-        + ("" if api_keys else "  (generated; set API_KEY to choose one)"),
+        f"  management API key: {app.state.api_keys[0]}"
+        + ("  (generated; set API_KEY to choose one)" if generated else ""),
     ]
     print("\n".join(lines), flush=True)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+
+
+def _seed(database: Path | None, *, force: bool) -> SeedReport:
+    """:func:`ensure_seeded`, with a path that cannot be written as a settings error.
+
+    ``CATALOG_DB`` (or ``--db``) is a setting like ``CACHE_PRESET``: a wrong one is
+    told in one line by both ways of starting the demo, not as a traceback.
+    """
+    try:
+        return ensure_seeded(database, force=force)
+    except (OSError, sqlite3.Error) as exc:
+        path = default_database_path() if database is None else database
+        raise ConfigurationError(
+            f"cannot build the demo database at {path} ({exc}); point CATALOG_DB "
+            "(or --db) at a file in a writable directory",
+            {"database": str(path)},
+        ) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import urllib.error
+from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli.cli_support import API_KEY, CLOSED_REDIS, Cli
+from stratacache import InfrastructureError, __version__
 from stratacache.cli import _app as cli_app
 from stratacache.config import PRESET_NAMES
 
@@ -34,7 +42,7 @@ def test_help_lists_every_command_and_the_exit_codes(cli: Cli) -> None:
 
 def test_version(cli: Cli) -> None:
     result = cli("--version")
-    assert (result.exit_code, result.stdout.strip()) == (0, "stratacache 0.1.0")
+    assert (result.exit_code, result.stdout.strip()) == (0, f"stratacache {__version__}")
 
 
 def test_an_unknown_option_is_a_usage_error(cli: Cli) -> None:
@@ -89,6 +97,7 @@ def test_status_human_output_names_preset_and_backend(cli: Cli) -> None:
 def test_status_of_the_disabled_preset(cli: Cli) -> None:
     code, data = cli.json("status", "--preset", "disabled")
     assert (code, data["backend"]) == (0, "disabled")
+    assert "nothing is cached" in data["note"]  # not "no Redis is configured"
 
 
 def test_stats_without_redis_explains_where_the_numbers_are(cli: Cli) -> None:
@@ -163,6 +172,21 @@ def test_invalidating_everything_needs_yes_when_not_interactive(cli: Cli) -> Non
     result = cli("invalidate", "*", "--redis-url", CLOSED_REDIS)
     assert result.exit_code == 2  # refused before connecting anywhere
     assert "--yes" in result.stderr
+
+
+def test_invalidating_everything_asks_first_at_a_terminal(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_app, "_can_ask", lambda: True)
+    declined = cli("invalidate", "*", "--json", "--redis-url", CLOSED_REDIS, input="n\n")
+    assert declined.exit_code == 0  # nothing done, nothing connected
+    # The runner echoes the typed answer into stdout (a terminal would show it, not print it).
+    answer, _, printed = declined.stdout.partition("\n")
+    assert answer.strip() == "n"
+    assert json.loads(printed) == {"pattern": "*", "keys_invalidated": 0, "cancelled": True}
+    assert "Nothing invalidated" in declined.stderr
+    accepted = cli("invalidate", "*", "--redis-url", CLOSED_REDIS, input="y\n")
+    assert accepted.exit_code == 3  # it went on, to the (closed) Redis
 
 
 # -- doctor without Redis ---------------------------------------------------------------
@@ -246,7 +270,8 @@ def test_doctor_against_a_closed_port_exits_3_with_the_fix(
 
 
 def test_status_and_stats_from_a_running_service(cli: Cli, live_management: Any) -> None:
-    live, _ = live_management
+    live, cache = live_management
+    live.call(cache.get("user:1"))
     code, status = cli.json("status", "--server", live.url)
     assert code == 0
     assert status["source"] == "server"
@@ -254,8 +279,8 @@ def test_status_and_stats_from_a_running_service(cli: Cli, live_management: Any)
     assert status["redis"]["status"] == "disabled"
     code, stats = cli.json("stats", "--server", live.url)
     assert code == 0
-    assert stats["metrics"]["cache_hits"] >= 0
-    assert "hit_rate" in stats["performance"]
+    assert stats["metrics"]["cache_hits"] == 1
+    assert stats["performance"]["hit_rate"] == 1.0
     human = cli("status", "--server", live.url)
     assert human.exit_code == 0
     assert live.url in human.stdout
@@ -307,6 +332,47 @@ def test_an_unreachable_service_exits_3(cli: Cli) -> None:
     code, data = cli.json("status", "--server", "http://127.0.0.1:1")
     assert code == 3
     assert "cannot reach the service" in data["error"]["message"]
+
+
+@pytest.fixture
+def not_http() -> Iterator[str]:
+    """A loopback port that answers every connection with a line that is not HTTP."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+def test_a_port_that_does_not_speak_http_is_a_usage_error(cli: Cli, not_http: str) -> None:
+    code, data = cli.json("status", "--server", not_http)
+    assert (code, data["error"]["exit_code"]) == (2, 2)
+    assert "did not answer HTTP" in data["error"]["message"]
+
+
+def test_a_422_detail_list_becomes_one_message() -> None:
+    from stratacache.cli._sources import _http_error
+
+    body = json.dumps({"detail": [{"msg": "pattern too long"}, "also this"]}).encode()
+    error = urllib.error.HTTPError("http://x", 422, "Unprocessable", Message(), io.BytesIO(body))
+    made = _http_error(error, "http://x/internal/cache")
+    assert (made.message, made.code) == ("pattern too long; also this", 2)
 
 
 def test_a_server_url_must_be_http(cli: Cli) -> None:
@@ -364,6 +430,12 @@ not_a_warmer = 42
 
 def wrong_type():
     return "nope"
+
+def failing_factory():
+    raise RuntimeError("no database")
+
+def needs_two(cache, other):
+    return CacheWarmer(cache)
 """
 
 
@@ -421,6 +493,8 @@ def test_warm_with_nothing_registered_says_so(cli: Cli, warmers: str) -> None:
         ("{warmers}:missing", "has no attribute 'missing'"),
         ("{warmers}:not_a_warmer", "expected a CacheWarmer or a function"),
         ("{warmers}:wrong_type", "returned str, not a CacheWarmer"),
+        ("{warmers}:failing_factory", "failing_factory() failed: RuntimeError: no database"),
+        ("{warmers}:needs_two", "missing 1 required positional argument: 'other'"),
     ],
 )
 def test_warm_target_errors_exit_2(cli: Cli, warmers: str, target: str, message: str) -> None:
@@ -487,8 +561,6 @@ def test_serve_builds_the_management_app_with_the_overrides(
     paths = set(served["app"].openapi()["paths"])
     assert {"/internal/cache/status", "/internal/cache/invalidate", "/metrics"} <= paths
     assert "refused (403)" in result.stderr  # no API_KEY, no --dev
-    import os
-
     assert os.environ["CACHE_PRESET"] == "minimal"  # what the app reads on startup
 
 
@@ -505,11 +577,11 @@ def test_serve_refuses_a_bad_configuration_before_starting(
 
 def test_demo_starts_the_catalog_service(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(cli_app.REPO_ROOT))
-    import examples.catalog
+    import examples.catalog.server
 
     started: list[tuple[Any, ...]] = []
     monkeypatch.setattr(
-        examples.catalog, "serve", lambda *args, **kwargs: started.append((args, kwargs))
+        examples.catalog.server, "serve", lambda *args, **kwargs: started.append((args, kwargs))
     )
     result = cli("demo", "--port", "8124", "--no-access-log")
     assert result.exit_code == 0, result.output
@@ -556,9 +628,32 @@ def test_verbose_shows_the_library_log_and_restores_the_logger(cli: Cli) -> None
 def test_doctor_says_when_caching_is_disabled(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEY", API_KEY)
     code, data = cli.json("doctor", "--preset", "disabled")
-    finding = next(f for f in data["findings"] if f["check"] == "config.preset")
-    assert (code, finding["level"]) == (0, "info")
-    assert "CACHE_PRESET" in finding["fix"]
+    findings = {f["check"]: f for f in data["findings"]}
+    assert (code, findings["config.preset"]["level"]) == (0, "info")
+    assert "CACHE_PRESET" in findings["config.preset"]["fix"]
+    assert "redis.configured" not in findings  # "each process keeps its own cache": not so
+
+
+def test_doctor_reports_a_cache_that_cannot_connect_as_a_finding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stratacache.cli import _doctor
+    from stratacache.cli._common import settings_from
+    from stratacache.cli._sources import LocalSource
+
+    async def unreachable(settings: Any) -> Any:
+        raise InfrastructureError(
+            "Redis connection failed: ... pass fail_on_connection_error=False ...",
+            {"redis_url": "redis://cache:6379/0", "reason": "Connection refused"},
+        )
+
+    monkeypatch.setattr(LocalSource, "open", unreachable)
+    report = _doctor.DoctorReport()
+    asyncio.run(_doctor._check_cache(report, settings_from(CLOSED_REDIS)))
+    [finding] = report.findings
+    assert (finding.check, finding.level) == ("cache.connect", "error")
+    assert "Redis at redis://cache:6379/0 is unreachable (Connection refused)" in finding.message
+    assert "fail_on_connection_error" not in finding.message  # library advice, not for a CLI
 
 
 @pytest.mark.parametrize(
@@ -612,5 +707,27 @@ def test_stats_from_a_running_service_in_a_table(cli: Cli, live_management: Any)
     live.call(cache.get("nope"))
     result = cli("stats", "--server", live.url)
     assert result.exit_code == 0
-    assert "hit rate" in result.stdout
-    assert "memory tier" in result.stdout
+    assert "50.0% (1 hits, 1 misses)" in result.stdout
+    assert "3 / 100 entries" in result.stdout
+
+
+@pytest.mark.parametrize(("info", "shown"), [({"maxmemory": "0"}, "0 (no limit)"), ({}, "unknown")])
+def test_maxmemory_hidden_by_the_provider_is_not_no_limit(info: dict[str, str], shown: str) -> None:
+    from rich.console import Console
+
+    from stratacache.cli._doctor import DoctorReport, _check_memory_policy
+    from stratacache.cli._render import render_status
+    from stratacache.cli._sources import redis_facts
+
+    class Client:
+        async def info(self) -> dict[str, str]:
+            return {"used_memory": "1024", "maxmemory_policy": "allkeys-lru", **info}
+
+    facts = asyncio.run(redis_facts(Client()))
+    report = DoctorReport()
+    asyncio.run(_check_memory_policy(report, Client(), facts))
+    warned = [finding.check for finding in report.findings if finding.level == "warning"]
+    assert warned == (["redis.maxmemory"] if info else [])  # 0 is "no limit"; absent is unknown
+    printed = io.StringIO()
+    render_status(Console(file=printed, width=200), {"redis": {"status": "connected", **facts}})
+    assert f"maxmemory {shown}" in printed.getvalue()

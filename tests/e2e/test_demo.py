@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # examples/ is not installed: import it from the checkout
     sys.path.insert(0, str(ROOT))
 
-from examples.catalog import create_app  # noqa: E402
+from examples.catalog import server  # noqa: E402
+from examples.catalog.app import create_app  # noqa: E402
 from examples.catalog.seed import CATEGORIES, DEFAULT_PRODUCTS, ensure_seeded  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,15 @@ def database(seeded_template: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CACHE_PRESET", "CACHE_REDIS_URL", "REDIS_URL", "CACHE_CUSTOM_CONFIG", "API_KEY"):
+    for name in (
+        "CACHE_PRESET",
+        "CACHE_REDIS_URL",
+        "REDIS_URL",
+        "CACHE_CUSTOM_CONFIG",
+        "API_KEY",
+        "ADDITIONAL_API_KEYS",
+        "CATALOG_DB",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -275,6 +284,84 @@ async def test_two_tier_processes_share_redis_and_invalidations(
         assert response.json()["stock"] == 5
     finally:
         await one.cache.clear()
+
+
+# -- server.serve: what `make run` and `stratacache demo` start (uvicorn replaced) ----------
+
+
+async def _served(database: Path, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    """The app ``server.serve`` would hand to uvicorn."""
+    import uvicorn
+
+    served: list[FastAPI] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    await asyncio.to_thread(server.serve, database=database)  # serve is synchronous
+    [app] = served
+    return app
+
+
+async def _keys_statuses(app: FastAPI, *keys: str) -> list[int]:
+    """The status of ``GET /internal/cache/keys`` with each key (one app lifespan)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http:
+            return [
+                (await http.get("/internal/cache/keys", headers={"X-API-Key": key})).status_code
+                for key in keys
+            ]
+
+
+async def test_serve_accepts_every_configured_key(
+    database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = "demo-extra-key-0123456789"
+    monkeypatch.setenv("API_KEY", KEY)
+    monkeypatch.setenv("ADDITIONAL_API_KEYS", extra)
+    app = await _served(database, monkeypatch)
+    banner = capsys.readouterr().out
+    assert f"management API key: {KEY}\n" in banner
+    assert "generated" not in banner
+    assert await _keys_statuses(app, KEY, extra, "wrong-key-0123456789") == [200, 200, 401]
+
+
+async def test_serve_prints_the_key_it_generates(
+    database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = await _served(database, monkeypatch)
+    line = next(
+        line for line in capsys.readouterr().out.splitlines() if "management API key" in line
+    )
+    assert line.endswith("(generated; set API_KEY to choose one)")
+    assert await _keys_statuses(app, line.split()[3]) == [200]
+
+
+def test_an_unusable_database_path_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--db", str(blocked / "catalog.sqlite3")])
+    message = str(exit_info.value.code)
+    assert message.startswith("catalog: cannot build the demo database at ")
+    assert "CATALOG_DB" in message
+
+
+def test_the_seed_runs_as_a_module_without_warnings(tmp_path: Path) -> None:
+    # benchmarks/load.py seeds this way; the package must not import the module first.
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "examples.catalog.seed", str(tmp_path / "c.db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("seeded ")
 
 
 # -- `make run`, as a developer types it --------------------------------------------------

@@ -9,21 +9,22 @@ progress bars, error messages — goes to stderr.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .. import __version__
 from ..config import describe_presets
 from ..config._redact import redact_url
+from ..errors import CacheError
 from ._common import (
     EXIT_CODES_HELP,
     FLAGS,
@@ -41,8 +42,8 @@ from ._common import (
     run,
     settings_from,
 )
-from ._doctor import DoctorReport, diagnose
-from ._render import render_doctor, render_stats, render_status
+from ._doctor import diagnose
+from ._render import render_doctor, render_presets, render_stats, render_status
 from ._sources import LocalSource, ServerSource
 from ._warm import warm_target
 
@@ -83,33 +84,38 @@ def _main(
     FLAGS.verbose = verbose
 
 
-async def _open(
-    redis_url: str | None, preset: str | None, server: str | None, api_key: str | None
-) -> LocalSource | ServerSource:
-    if server is not None:
-        return ServerSource(server, api_key)
-    return await LocalSource.open(settings_from(redis_url, preset))
-
-
 def _ask(
     read: Callable[[LocalSource | ServerSource], Awaitable[dict[str, Any]]],
+    show: Callable[[dict[str, Any]], None],
     redis_url: str | None,
     preset: str | None,
     server: str | None,
     api_key: str | None,
     *,
     as_json: bool,
-) -> dict[str, Any]:
-    """Open the configured cache (or a service's API), ``read`` from it, close it."""
+) -> None:
+    """Open the configured cache (or a service's API), ``read`` from it, close it, print.
+
+    One place for what every read command does alike: the report is printed as JSON
+    with ``--json`` (errors too), else by ``show``.
+    """
 
     async def body() -> dict[str, Any]:
-        source = await _open(redis_url, preset, server, api_key)
+        source: LocalSource | ServerSource
+        if server is not None:
+            source = ServerSource(server, api_key)
+        else:
+            source = await LocalSource.open(settings_from(redis_url, preset))
         try:
             return await read(source)
         finally:
             await source.aclose()
 
-    return run(body(), as_json=as_json)
+    report = run(body(), as_json=as_json)
+    if as_json:
+        emit_json(report)
+    else:
+        show(report)
 
 
 # -- read commands ---------------------------------------------------------------------------
@@ -124,14 +130,15 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Where the cache is and whether it answers: preset, backend, Redis, memory tier."""
-
-    report = _ask(
-        lambda source: source.status(), redis_url, preset, server, api_key, as_json=as_json
+    _ask(
+        lambda source: source.status(),
+        lambda report: render_status(out_console(), report),
+        redis_url,
+        preset,
+        server,
+        api_key,
+        as_json=as_json,
     )
-    if as_json:
-        emit_json(report)
-    else:
-        render_status(out_console(), report)
 
 
 @app.command()
@@ -143,14 +150,15 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Hit rates and sizes: Redis's counters and key count, or a service's (--server)."""
-
-    report = _ask(
-        lambda source: source.stats(), redis_url, preset, server, api_key, as_json=as_json
+    _ask(
+        lambda source: source.stats(),
+        lambda report: render_stats(out_console(), report),
+        redis_url,
+        preset,
+        server,
+        api_key,
+        as_json=as_json,
     )
-    if as_json:
-        emit_json(report)
-    else:
-        render_stats(out_console(), report)
 
 
 @app.command()
@@ -169,64 +177,32 @@ def keys(
 ) -> None:
     """List cached keys matching PATTERN (never their values), one per line."""
 
-    report = _ask(
-        lambda source: source.keys(pattern, limit),
-        redis_url,
-        preset,
-        server,
-        api_key,
-        as_json=as_json,
-    )
-    report["count"] = len(report["keys"])
-    if as_json:
-        emit_json(report)
-        return
-    for key in report["keys"]:
-        typer.echo(key)
-    more = f"; more match (raise --limit, now {limit})" if report["truncated"] else ""
-    err_console().print(
-        f"[dim]{report['count']} key(s) matching {escape(repr(pattern))}{escape(more)}[/]"
-    )
+    async def read(source: LocalSource | ServerSource) -> dict[str, Any]:
+        report = await source.keys(pattern, limit)
+        return {**report, "count": len(report["keys"])}
+
+    def show(report: dict[str, Any]) -> None:
+        for key in report["keys"]:
+            typer.echo(key)
+        more = f"; there may be more (raise --limit, now {limit})" if report["truncated"] else ""
+        err_console().print(
+            f"[dim]{report['count']} key(s) matching {escape(repr(pattern))}{escape(more)}[/]"
+        )
+
+    _ask(read, show, redis_url, preset, server, api_key, as_json=as_json)
 
 
 @app.command()
 def presets(as_json: JsonOption = False) -> None:
     """The presets CACHE_PRESET (or --preset) can name, with their settings."""
-    with errors_handled(as_json=as_json):
-        current: str | None
-        try:
-            current = settings_from().cache_preset
-        except Exception:  # an invalid environment must not hide the list
-            current = None
-        described = describe_presets()
-        if as_json:
-            emit_json(
-                {"current": current, "presets": described},
-            )
-            return
-        table = Table(
-            title="stratacache presets (* = CACHE_PRESET now)",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-        )
-        table.add_column("preset", no_wrap=True)
-        table.add_column("TTL", justify="right", no_wrap=True)
-        table.add_column("memory", justify="right", no_wrap=True)
-        table.add_column("zstd above/level", justify="right", no_wrap=True)
-        table.add_column("AI", no_wrap=True)
-        table.add_column("about", ratio=1)
-        for preset in described:
-            mark = " *" if preset["name"] == current else ""
-            table.add_row(
-                preset["name"] + mark,
-                f"{preset['default_ttl']} s",
-                str(preset["memory_cache_size"]),
-                f"{preset['compression_threshold']} B / {preset['compression_level']}",
-                "yes" if preset["enable_ai_cache"] else "",
-                preset["description"],
-            )
-        out_console().print(table)
+    try:
+        current: str | None = settings_from().cache_preset
+    except CacheError:  # an invalid environment must not hide the list
+        current = None
+    if as_json:
+        emit_json({"current": current, "presets": describe_presets()})
+    else:
+        render_presets(out_console(), describe_presets(), current)
 
 
 @app.command()
@@ -238,15 +214,11 @@ def doctor(
     """Check the configuration and the Redis behind it; say what to fix for each finding.
 
     Checks: the settings and the cache configuration, API keys, Redis reachability
-    and latency (PING p50/max), its version, maxmemory and maxmemory-policy, and a
-    write/read/delete through the cache. Exit 0: all good; 1: findings; 3: Redis
-    unreachable.
+    and latency (PING p50/max), its version, maxmemory and maxmemory-policy, the
+    invalidation channel, and a write/read/delete through the cache. Exit 0: all
+    good; 1: findings; 3: Redis unreachable.
     """
-
-    async def body() -> DoctorReport:
-        return await diagnose(redis_url, preset)
-
-    report = run(body(), as_json=as_json)
+    report = run(diagnose(redis_url, preset), as_json=as_json)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -274,26 +246,28 @@ def invalidate(
     """Remove the cached entries whose keys match PATTERN, in every process's memory too."""
     with errors_handled(as_json=as_json):
         if pattern and set(pattern) <= {"*"} and not yes:
-            if not sys.stdin.isatty():
+            if not _can_ask():
                 fail(f"{pattern!r} invalidates everything; pass --yes to confirm")
             if not typer.confirm(f"Invalidate every entry ({pattern!r})?", err=True):
                 err_console().print("Nothing invalidated.")
+                if as_json:
+                    emit_json({"pattern": pattern, "keys_invalidated": 0, "cancelled": True})
                 raise typer.Exit(int(ExitCode.OK))
 
-    report = _ask(
+    def show(report: dict[str, Any]) -> None:
+        out_console().print(
+            f"Invalidated {report['keys_invalidated']} key(s) matching {escape(repr(pattern))}"
+        )
+
+    _ask(
         lambda source: source.invalidate(pattern),
+        show,
         redis_url,
         preset,
         server,
         api_key,
         as_json=as_json,
     )
-    if as_json:
-        emit_json(report)
-    else:
-        out_console().print(
-            f"Invalidated {report['keys_invalidated']} key(s) matching {escape(repr(pattern))}"
-        )
 
 
 @app.command()
@@ -358,7 +332,7 @@ def serve(
         try:
             import uvicorn
 
-            from ..web import create_app
+            from ..web import DEFAULT_PREFIX, create_app
         except ImportError as exc:
             fail(f"serve needs the 'web' extra ({exc.name}): pip install 'stratacache[web]'")
         _apply_overrides(redis_url, preset)
@@ -366,8 +340,8 @@ def serve(
     console = err_console()
     base = f"http://{host}:{port}"
     url = settings.resolved_redis_url
-    console.print(f"stratacache management API on {base}/internal/cache")
-    console.print(f"  dashboard: {base}/internal/cache/dashboard   metrics: {base}/metrics")
+    console.print(f"stratacache management API on {base}{DEFAULT_PREFIX}")
+    console.print(f"  dashboard: {base}{DEFAULT_PREFIX}/dashboard   metrics: {base}/metrics")
     console.print(
         f"  preset {settings.cache_preset}, "
         + (f"Redis {redact_url(url)}" if url else "memory only (no Redis URL)")
@@ -391,14 +365,10 @@ def demo(
 ) -> None:
     """Run the catalog demo service (FastAPI + SQLite, 10,000 products) on HOST:PORT."""
     with errors_handled():
-        settings_from(redis_url, preset)
-        catalog = _import_from_checkout(
-            "examples.catalog",
-            "the demo lives in the source repository (examples/catalog): run this from a "
-            "checkout, or use `make run` there",
-        )
+        settings_from(redis_url, preset)  # check everything before starting
+        server = _import_demo_server()
         _apply_overrides(redis_url, preset)
-        catalog.serve(host, port, reseed=reseed, access_log=access_log)
+        server.serve(host, port, reseed=reseed, access_log=access_log)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -446,15 +416,23 @@ def _checkout_with(relative: str) -> Path | None:
     return None
 
 
-def _import_from_checkout(module: str, explanation: str) -> Any:
-    import importlib
-
-    root = _checkout_with(module.replace(".", "/"))
+def _import_demo_server() -> ModuleType:
+    """``examples.catalog.server``, from a source checkout: the demo is not installed."""
+    root = _checkout_with("examples/catalog/server.py")
     if root is None:
-        fail(f"cannot find {module}: {explanation}")
+        fail(
+            "cannot find the demo: it lives in the source repository (examples/catalog) "
+            "and is not installed with the package",
+            hint="run this from a checkout of the repository, or `make run` there",
+        )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
-        return importlib.import_module(module)
+        return importlib.import_module("examples.catalog.server")
     except ImportError as exc:
-        fail(f"cannot import {module} ({exc}): pip install 'stratacache[all]'")
+        fail(f"cannot import the demo ({exc})", hint="pip install 'stratacache[all]'")
+
+
+def _can_ask() -> bool:
+    """Whether a person can answer a question (a script, or a pipe, cannot)."""
+    return sys.stdin.isatty()

@@ -34,6 +34,7 @@ from ..config._settings import ENVIRONMENT_VARIABLES
 from ..errors import CacheError, ConfigurationError, InfrastructureError, ValidationError
 
 __all__ = [
+    "EXIT_CODES_HELP",
     "FLAGS",
     "UNREACHABLE_HINT",
     "ApiKeyOption",
@@ -43,18 +44,28 @@ __all__ = [
     "PresetOption",
     "RedisUrlOption",
     "ServerOption",
+    "describe_exception",
     "emit_json",
     "err_console",
+    "errors_handled",
     "fail",
     "out_console",
     "run",
     "settings_from",
+    "unreachable_message",
 ]
 
 T = TypeVar("T")
 
+UNREACHABLE_HINT = (
+    "check that Redis is running and that the URL (--redis-url, CACHE_REDIS_URL or "
+    "REDIS_URL) is right; `stratacache doctor` checks the whole set-up"
+)
+
 
 class ExitCode(IntEnum):
+    """The scheme in this module's docstring; scripts may rely on it."""
+
     OK = 0
     FINDINGS = 1
     USAGE = 2
@@ -62,7 +73,8 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 done but needs attention (doctor findings, failed warm-ups); "
+    "Exit codes: 0 ok; 1 done but needs attention (doctor findings, failed warm-ups "
+    "or benchmarks); "
     "2 usage or configuration error (bad option, URL, preset, pattern; key refused); "
     "3 Redis or the --server unreachable."
 )
@@ -79,6 +91,7 @@ class CLIError(Exception):
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE, hint: str = "") -> NoReturn:
+    """Raise :class:`CLIError` (``NoReturn``, so the type checker narrows after a call)."""
     raise CLIError(message, code, hint)
 
 
@@ -124,7 +137,11 @@ ApiKeyOption = Annotated[
 
 
 def settings_from(redis_url: str | None = None, preset: str | None = None) -> CacheSettings:
-    """The environment's cache settings, with ``--redis-url`` / ``--preset`` applied."""
+    """The environment's cache settings, with ``--redis-url`` / ``--preset`` applied.
+
+    Only :data:`ENVIRONMENT_VARIABLES` are read, and ``--redis-url`` is validated
+    here, so a bad option is a usage error before anything connects.
+    """
     environ = {name: os.environ.get(name, "") for name in ENVIRONMENT_VARIABLES}
     if redis_url is not None:
         environ["CACHE_REDIS_URL"] = validate_redis_url(redis_url)
@@ -147,7 +164,12 @@ def err_console() -> Console:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Print ``data`` as the whole of stdout, flushed (a script may read it at once).
+
+    ``default=str``: a report may hold a value JSON has no type for (a datetime, a
+    path); a string in its place beats a traceback with nothing on stdout.
+    """
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -169,7 +191,7 @@ def errors_handled(*, as_json: bool = False) -> Iterator[None]:
     except CLIError as exc:
         _report(exc.message, exc.code, exc.hint, as_json)
     except InfrastructureError as exc:
-        _report(exc.message, ExitCode.UNREACHABLE, UNREACHABLE_HINT, as_json)
+        _report(unreachable_message(exc), ExitCode.UNREACHABLE, UNREACHABLE_HINT, as_json)
     except (ConfigurationError, ValidationError) as exc:
         _report(exc.message, ExitCode.USAGE, "", as_json)
     except CacheError as exc:  # SerializationError from a warm-up, say
@@ -179,10 +201,28 @@ def errors_handled(*, as_json: bool = False) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-UNREACHABLE_HINT = (
-    "check that Redis is running and that the URL (--redis-url, CACHE_REDIS_URL or "
-    "REDIS_URL) is right; `stratacache doctor` checks the whole set-up"
-)
+def unreachable_message(exc: InfrastructureError) -> str:
+    """What a user of the command line should read when Redis cannot be reached.
+
+    The factory's own message ends with advice for library callers (pass
+    ``fail_on_connection_error=False``) that no option of this command can follow;
+    its context says what was unreachable and why, which is all a user needs.
+    Other infrastructure errors (a strict cache failing mid-command) keep their text.
+    """
+    where = exc.context.get("redis_url")
+    if not where:
+        return exc.message
+    return f"Redis at {where} is unreachable ({exc.context.get('reason') or 'no answer'})"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: text`` for an exception we did not raise (redis-py's, the OS's).
+
+    Their text alone is often too terse to place ("Connection refused"), and a few
+    have none at all.
+    """
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _report(message: str, code: ExitCode, hint: str, as_json: bool) -> NoReturn:

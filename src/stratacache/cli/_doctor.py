@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .._redis_client import ClientOptions, client_from_url, validate_redis_url
+from ..caches._interface import CacheInterface
 from ..config import CacheSettings, redact_url
 from ..config._redact import redact_text
 from ..config._validation import validate_cache_config
-from ..errors import CacheError, ValidationError
-from ._common import ExitCode, settings_from
+from ..errors import CacheError, InfrastructureError, ValidationError
+from ._common import ExitCode, describe_exception, settings_from, unreachable_message
 from ._sources import LocalSource, ping_latency, redis_facts
 
 __all__ = ["DoctorReport", "Finding", "diagnose"]
@@ -83,21 +84,20 @@ async def diagnose(redis_url: str | None = None, preset: str | None = None) -> D
     """Run every check against the environment's settings (``--redis-url``/``--preset`` win)."""
     report = DoctorReport()
     settings = _check_settings(report, redis_url, preset)
-    url = settings.resolved_redis_url if settings is not None else None
-    if settings is not None:
-        config_ok = _check_config(report, settings)
-        _check_api_keys(report, settings)
-        if not settings.preset.enabled:
-            report.add(
-                "config.preset",
-                "info",
-                "caching is disabled by the 'disabled' preset: every read goes to the source",
-                "set CACHE_PRESET (or --preset) to development or production to cache",
-            )
-    else:
-        config_ok = False
+    if settings is None:  # nothing below can be checked without settings
+        return report
+    config_ok = _check_config(report, settings)
+    _check_api_keys(report, settings)
+    if not settings.preset.enabled:
+        report.add(
+            "config.preset",
+            "info",
+            "caching is disabled by the 'disabled' preset: every read goes to the source",
+            "set CACHE_PRESET (or --preset) to development or production to cache",
+        )
+    url = settings.resolved_redis_url
     if url is None:
-        if settings is not None:
+        if settings.preset.enabled:  # disabled: there is no memory cache either
             report.add(
                 "redis.configured",
                 "info",
@@ -115,8 +115,8 @@ async def diagnose(redis_url: str | None = None, preset: str | None = None) -> D
         )
         return report
     reachable = await _check_redis(report, url)
-    if reachable and config_ok and settings is not None and settings.preset.enabled:
-        await _check_round_trip(report, settings)
+    if reachable and config_ok and settings.preset.enabled:
+        await _check_cache(report, settings)
     return report
 
 
@@ -205,7 +205,7 @@ async def _check_redis(report: DoctorReport, url: str) -> bool:
             report.add(
                 "redis.reachable",
                 "error",
-                f"Redis at {shown} did not answer: {redact_text(_describe(exc), url)}",
+                f"Redis at {shown} did not answer: {redact_text(describe_exception(exc), url)}",
                 "start Redis (redis-server, or docker run -p 6379:6379 redis:7), or correct "
                 "CACHE_REDIS_URL / REDIS_URL / --redis-url; check the port, firewall, "
                 "password and TLS (rediss://)",
@@ -233,7 +233,7 @@ async def _check_redis(report: DoctorReport, url: str) -> bool:
             report.add(
                 "redis.info",
                 "warning",
-                f"INFO failed: {redact_text(_describe(exc), url)}",
+                f"INFO failed: {redact_text(describe_exception(exc), url)}",
                 "allow the INFO command for this user (ACL), or check the server",
             )
             return True
@@ -251,7 +251,13 @@ def _check_version(report: DoctorReport, facts: dict[str, Any]) -> None:
     match = re.match(r"(\d+)", version)
     name = "Valkey" if facts.get("server") == "valkey" else "Redis"
     if match is None:
-        report.add("redis.version", "warning", f"{name} did not report its version ({version})")
+        report.add(
+            "redis.version",
+            "warning",
+            f"{name} did not report its version ({version})",
+            "check the server's version with redis-cli INFO server (stratacache needs "
+            f"Redis {MIN_REDIS_MAJOR} or later)",
+        )
     elif int(match.group(1)) < MIN_REDIS_MAJOR and facts.get("server") != "valkey":
         report.add(
             "redis.version",
@@ -311,19 +317,58 @@ async def _check_memory_policy(report: DoctorReport, client: Any, facts: dict[st
         )
 
 
-async def _check_round_trip(report: DoctorReport, settings: CacheSettings) -> None:
-    """Write, read and delete a probe key through a real cache built from the settings."""
+async def _check_cache(report: DoctorReport, settings: CacheSettings) -> None:
+    """Connect a real cache built from the settings, as a service would, and use it.
+
+    The checks above used a bare client; this one goes through everything a
+    service's cache does: the factory, the invalidation channel, the codec, the
+    namespace. The factory forgives a channel that cannot subscribe (the cache
+    still works, only its memory tier goes stale), so that is checked here.
+    """
     try:
         source = await LocalSource.open(settings)
-    except CacheError as exc:
+    except InfrastructureError as exc:
         report.add(
             "cache.connect",
             "error",
-            f"the cache could not connect: {exc.message}",
-            "check the Redis ACL allows SUBSCRIBE and PUBLISH (the invalidation channel)",
+            f"the cache could not connect: {unreachable_message(exc)}",
+            "Redis answered the checks above a moment ago: check whether it is restarting "
+            "or failing over, then run the doctor again",
         )
         return
-    cache = source.cache
+    except CacheError as exc:  # the factory refused what validation let through
+        report.add(
+            "cache.connect",
+            "error",
+            f"the cache could not be built: {exc.message}",
+            "correct the setting named above (CACHE_CUSTOM_CONFIG or the preset)",
+        )
+        return
+    try:
+        _check_invalidation_channel(report, source.cache)
+        await _check_round_trip(report, source.cache)
+    finally:
+        await source.aclose()
+
+
+def _check_invalidation_channel(report: DoctorReport, cache: CacheInterface) -> None:
+    stats = cache.get_stats()
+    if stats.get("entries") is None:  # no memory tier: nothing to keep coherent
+        return
+    if stats.get("invalidation_channel") == "connected":
+        report.add("cache.invalidation_channel", "ok", "the invalidation channel is subscribed")
+        return
+    report.add(
+        "cache.invalidation_channel",
+        "error",
+        "the invalidation channel could not subscribe: each process's memory tier "
+        "will keep serving entries that other processes changed or invalidated",
+        "allow this Redis user SUBSCRIBE and PUBLISH on the invalidation channels "
+        "(ACL: +subscribe +publish &stratacache:invalidate:*)",
+    )
+
+
+async def _check_round_trip(report: DoctorReport, cache: CacheInterface) -> None:
     key = f"{_DOCTOR_PROBE}{uuid.uuid4().hex}"
     try:
         await cache.set(key, {"probe": True}, ttl=30)
@@ -338,8 +383,6 @@ async def _check_round_trip(report: DoctorReport, settings: CacheSettings) -> No
             "allows SET, GET, DEL, EVALSHA and SCAN on the namespace",
         )
         return
-    finally:
-        await source.aclose()
     if value != {"probe": True}:
         report.add(
             "cache.round_trip",
@@ -349,8 +392,3 @@ async def _check_round_trip(report: DoctorReport, settings: CacheSettings) -> No
         )
     else:
         report.add("cache.round_trip", "ok", "write, read and delete through the cache work")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -13,6 +13,7 @@ Both return plain dicts, printed as tables or as ``--json``.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import statistics
 import time
@@ -27,8 +28,8 @@ from ..caches._interface import MAX_SCAN_COUNT, SCAN_DONE, CacheInterface
 from ..caches._memory import InMemoryCache
 from ..caches._tiered import GenericRedisCache
 from ..config import CacheFactory, CacheSettings, NullCache, redact_url
-from ..errors import InfrastructureError
-from ._common import UNREACHABLE_HINT, CLIError, ExitCode, fail
+from ..config._redact import redact_text
+from ._common import CLIError, ExitCode, describe_exception, fail
 
 __all__ = [
     "LocalSource",
@@ -44,6 +45,9 @@ DEFAULT_PREFIX = "/internal/cache"
 KEY_COUNT_CAP = 100_000
 """``stats`` counts a namespace's keys up to this many (SCAN pages of 1,000)."""
 _HTTP_TIMEOUT = 10.0
+
+Scan = Callable[[str, int], Awaitable[tuple[str, list[str]]]]
+"""``scan(cursor, count) -> (next cursor, keys)``: one page of a key listing."""
 
 
 def backend_of(cache: CacheInterface) -> str:
@@ -77,7 +81,8 @@ async def redis_facts(client: Any) -> dict[str, Any]:
         "server": "valkey" if info.get("server_name") == "valkey" else "redis",
         "mode": str(info.get("redis_mode", "standalone")),
         "used_memory_bytes": _int(info.get("used_memory")),
-        "maxmemory_bytes": _int(info.get("maxmemory")),
+        # None, not 0, when INFO hides it (some providers do): 0 means "no limit".
+        "maxmemory_bytes": _int(info["maxmemory"]) if "maxmemory" in info else None,
         "maxmemory_policy": info.get("maxmemory_policy"),
         "connected_clients": _int(info.get("connected_clients")),
         "ops_per_sec": _int(info.get("instantaneous_ops_per_sec")),
@@ -108,20 +113,14 @@ class LocalSource:
 
     @classmethod
     async def open(cls, settings: CacheSettings) -> LocalSource:
-        """Build and connect the cache; raises ``InfrastructureError`` if Redis is down."""
+        """Build and connect the cache; ``InfrastructureError`` if Redis is down.
+
+        Strict on purpose: the factory's usual fallback to a memory cache would
+        have this process report on (or invalidate) a cache no service uses.
+        """
         config = settings.cache_config()
         config["fail_on_connection_error"] = True
-        try:
-            cache = await CacheFactory().from_preset(settings.cache_preset, **config)
-        except InfrastructureError as exc:
-            where = exc.context.get("redis_url") or "the configured URL"
-            reason = exc.context.get("reason") or exc.message
-            fail(
-                f"Redis at {where} is unreachable ({reason})",
-                ExitCode.UNREACHABLE,
-                UNREACHABLE_HINT,
-            )
-        return cls(settings, cache)
+        return cls(settings, await CacheFactory().from_preset(settings.cache_preset, **config))
 
     async def aclose(self) -> None:
         await self.cache.aclose()
@@ -178,13 +177,13 @@ class LocalSource:
             }
         else:
             report["redis"] = {"status": "disabled"}
-            report["note"] = _LOCAL_NOTE
+            report["note"] = self._unshared_note()
         return report
 
     async def stats(self) -> dict[str, Any]:
         report = self.describe()
         if not self.shared:
-            report["note"] = _LOCAL_NOTE
+            report["note"] = self._unshared_note()
             return report
         report["redis"] = await self._server("INFO", redis_facts)
         count, complete = await self._count_keys()
@@ -202,23 +201,31 @@ class LocalSource:
         try:
             return await ask(self.client)
         except Exception as exc:  # redis-py's errors are not CacheErrors
-            return {f"{command.lower()}_error": f"{command} failed: {type(exc).__name__}: {exc}"}
+            text, url = describe_exception(exc), self.settings.resolved_redis_url
+            if url:  # always set for a shared cache; redact_text("", ...) would garble
+                text = redact_text(text, url)
+            return {f"{command.lower()}_error": f"{command} failed: {text}"}
 
     async def _count_keys(self) -> tuple[int, bool]:
-        cursor, count = "0", 0
-        while count < KEY_COUNT_CAP:
-            cursor, found = await self.cache.scan_keys("*", cursor=cursor, count=MAX_SCAN_COUNT)
-            count += len(found)
-            if cursor == SCAN_DONE:
-                return count, True
-        return count, False
+        """(keys in the namespace, whether that is all of them): stops at KEY_COUNT_CAP."""
+        keys, more = await _page_keys(self._scan("*"), KEY_COUNT_CAP)
+        return len(keys), not more
+
+    def _unshared_note(self) -> str:
+        """Why there is nothing shared to report, and where the numbers are instead."""
+        if self.backend == "disabled":
+            return "Caching is disabled (preset 'disabled'): nothing is cached anywhere."
+        return (
+            "No Redis is configured: each service keeps its own memory cache, which this "
+            "process cannot see. Use --server URL to ask a running service."
+        )
+
+    def _scan(self, pattern: str) -> Scan:
+        return lambda cursor, count: self.cache.scan_keys(pattern, cursor=cursor, count=count)
 
     async def keys(self, pattern: str, limit: int) -> dict[str, Any]:
         self.require_shared("list the keys of")
-        keys, truncated = await _page_keys(
-            lambda cursor, count: self.cache.scan_keys(pattern, cursor=cursor, count=count),
-            limit,
-        )
+        keys, truncated = await _page_keys(self._scan(pattern), limit)
         return {"source": self.kind, "pattern": pattern, "keys": keys, "truncated": truncated}
 
     async def invalidate(self, pattern: str) -> dict[str, Any]:
@@ -232,16 +239,15 @@ class LocalSource:
         }
 
 
-_LOCAL_NOTE = (
-    "No Redis is configured: each service keeps its own memory cache, which this "
-    "process cannot see. Use --server URL to ask a running service."
-)
+async def _page_keys(scan: Scan, limit: int) -> tuple[list[str], bool]:
+    """Follow scan cursors until ``limit`` keys or the end: (keys, more may remain).
 
-
-async def _page_keys(scan: Any, limit: int) -> tuple[list[str], bool]:
-    """Follow scan cursors until ``limit`` keys or the end; (keys, more remain)."""
+    "More may remain" is true when the scan stopped early, even if the pages left
+    would have been empty: finding out would mean scanning on, maybe to the end of
+    a large keyspace.
+    """
     keys: list[str] = []
-    cursor: str = SCAN_DONE
+    cursor: str = SCAN_DONE  # "0" starts a scan as well as ending one
     while True:
         cursor, found = await scan(cursor, min(MAX_SCAN_COUNT, max(limit - len(keys), 1)))
         keys.extend(found)
@@ -325,12 +331,16 @@ class ServerSource:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, self.base) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except OSError as exc:  # refused, reset, timed out (URLError is one)
             fail(
-                f"cannot reach the service at {self.base}: {reason}",
+                f"cannot reach the service at {self.base}: {getattr(exc, 'reason', None) or exc}",
                 ExitCode.UNREACHABLE,
                 "is the service running? (`make run` starts the demo on 127.0.0.1:8000)",
+            )
+        except http.client.HTTPException as exc:  # BadStatusLine, IncompleteRead ...
+            fail(
+                f"{self.base} did not answer HTTP ({describe_exception(exc)})",
+                hint="is that the service's port? (e.g. --server http://127.0.0.1:8000)",
             )
         try:
             data = json.loads(body)
@@ -356,12 +366,14 @@ def management_base(url: str) -> str:
 def _http_error(exc: urllib.error.HTTPError, base: str) -> CLIError:
     try:
         detail = json.loads(exc.read()).get("detail")
-    except (ValueError, AttributeError, OSError):
-        detail = None
+    except (ValueError, AttributeError, OSError, http.client.HTTPException):
+        detail = None  # not FastAPI's error body: the status code alone will do
     if isinstance(detail, dict):
         message = str(detail.get("message", ""))
     elif isinstance(detail, list):  # 422: FastAPI's list of problems
-        message = "; ".join(str(item.get("msg", item)) for item in detail if item)
+        message = "; ".join(
+            str(item.get("msg", item) if isinstance(item, dict) else item) for item in detail
+        )
     else:
         message = ""
     code = exc.code

@@ -17,13 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._warming import CacheWarmer
 from ..caches._interface import CacheInterface
 from ..config import CacheSettings
-from ._common import ExitCode, err_console, fail
+from ..errors import CacheError
+from ._common import ExitCode, describe_exception, err_console, fail
 from ._sources import LocalSource, backend_of
 
 __all__ = ["load_target", "warm_target"]
@@ -70,6 +72,11 @@ async def warm_target(
     settings: Callable[[], CacheSettings],
     show_progress: bool,
 ) -> dict[str, Any]:
+    """Warm what ``target`` names; the report ``warm --json`` prints.
+
+    ``settings`` is called only for a function that takes the configured cache: a
+    warmer that brings its own cache must not fail on an environment it never reads.
+    """
     found = load_target(target)
     source: LocalSource | None = None
     try:
@@ -78,20 +85,34 @@ async def warm_target(
         elif callable(found):
             if _takes_an_argument(found):
                 source = await LocalSource.open(settings())
-                made = found(source.cache)
-            else:
-                made = found()
-            if inspect.isawaitable(made):
-                made = await made
-            if not isinstance(made, CacheWarmer):
-                fail(f"{target} returned {type(made).__name__}, not a CacheWarmer")
-            warmer = made
+            warmer = await _call_factory(found, target, source)
         else:
             fail(f"{target} is a {type(found).__name__}: expected a CacheWarmer or a function")
         return await _warm(warmer, target, concurrency, timeout, show_progress, own=source is None)
     finally:
         if source is not None:
             await source.aclose()
+
+
+async def _call_factory(
+    factory: Callable[..., Any], target: str, source: LocalSource | None
+) -> CacheWarmer:
+    """``factory()`` or ``factory(cache)``, awaited if need be; a failure is the user's code."""
+    try:
+        made = factory() if source is None else factory(source.cache)
+        if inspect.isawaitable(made):
+            made = await made
+    except CacheError:  # the configured cache failed (Redis down ...): reported as such
+        raise
+    except Exception as exc:  # the project's own code raised
+        hint = "a warmer factory takes no argument, or one: the configured cache"
+        fail(
+            f"{target}() failed: {describe_exception(exc)}",
+            hint=hint if isinstance(exc, TypeError) else "",
+        )
+    if not isinstance(made, CacheWarmer):
+        fail(f"{target} returned {type(made).__name__}, not a CacheWarmer")
+    return made
 
 
 async def _warm(
@@ -142,7 +163,7 @@ async def _warm(
 
 
 async def _with_progress(
-    warmer: CacheWarmer, concurrency: int, timeout: float | None, console: Any
+    warmer: CacheWarmer, concurrency: int, timeout: float | None, console: Console
 ) -> dict[str, bool]:
     columns = (
         TextColumn("[progress.description]{task.description}"),
