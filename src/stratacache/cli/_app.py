@@ -409,9 +409,10 @@ def _apply_overrides(redis_url: str | None, preset: str | None) -> None:
 
 
 def _checkout_with(relative: str) -> Path | None:
-    """The first of the current directory and the source checkout holding ``relative``."""
-    for root in (Path.cwd(), REPO_ROOT):
-        if (root / relative).exists():
+    """The stratacache checkout holding ``relative``: this package's own, else the current
+    directory if it is one (never another project's ``benchmarks`` or ``examples``)."""
+    for root in (REPO_ROOT, Path.cwd()):
+        if (root / relative).exists() and (root / "src" / "stratacache").is_dir():
             return root
     return None
 
