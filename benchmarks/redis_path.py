@@ -16,9 +16,9 @@ msgpack framing) with ``SET ... EX 3600`` and reads them back with ``GET``.
   calls per measurement after 500 warm-up calls. ``p50`` is the lowest median of 3
   measurements; ``p99`` is the median of their 99th percentiles (a tail is not picked
   best-of). The row "redis-py, stratacache's client" sends the same plain ``GET`` /
-  ``SET`` through the client stratacache builds (a ``BlockingConnectionPool`` of 64, a
-  0.5 s socket timeout, one retry): it separates the cost of those settings from the
-  cost of stratacache's own layers.
+  ``SET`` through the client stratacache builds (a plain pool of 68 connections, 0.25 s
+  socket timeouts, one retry): it separates the cost of those settings from the cost of
+  stratacache's own layers.
 * **get_many:** 100 of those keys per call (10 groups, round and round), 1,000 calls per
   measurement, beside one raw ``MGET`` of the same 100 keys (aiocache ``multi_get``,
   cashews ``get_many``).

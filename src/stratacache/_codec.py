@@ -336,6 +336,43 @@ class Codec:
             raise UndecodableValue(f"{type(exc).__name__}: {exc}") from None
         raise UndecodableValue(f"unknown header byte 0x{header:02x}")
 
+    def decode_many(
+        self, keys: Iterable[str], stored: Iterable[bytes | None], prefix: str = ""
+    ) -> tuple[dict[str, Any], list[tuple[str, UndecodableValue]]]:
+        """Decode a batch read: ``({key: value} of the values found, [(key, error)])``.
+
+        ``stored[i]`` is what is stored under ``prefix + keys[i]``, ``None`` when
+        absent (left out of both results). Every value decodes exactly as
+        :meth:`decode` would decode it, and every one it would refuse is in the
+        second list with the same error.
+
+        Why it exists: a ``get_many`` of 100 str values spent 0.44 µs a key in a
+        loop calling ``decode``, of which the UTF-8 decoding itself is 0.14 µs; the
+        rest was the call, a stored-key concatenation and four header tests. A
+        ``TEXT`` value is decoded here inline (0.2 µs a key, all told); every other
+        value, and any ``TEXT`` one that fails (empty or not UTF-8), goes through
+        ``decode``, which has the last word.
+        """
+        found: dict[str, Any] = {}
+        failed: list[tuple[str, UndecodableValue]] = []
+        decode = self.decode
+        # A subclass that overrides decode() decides about every value itself.
+        text = TEXT if type(self).decode is Codec.decode else -1
+        for key, data in zip(keys, stored, strict=True):
+            if data is None:
+                continue
+            try:
+                if data[0] == text:
+                    found[key] = data[1:].decode()
+                    continue
+            except (IndexError, UnicodeDecodeError):
+                pass  # empty, or not UTF-8: decode() refuses it in its own words
+            try:
+                found[key] = decode(data, prefix + key)
+            except UndecodableValue as exc:
+                failed.append((key, exc))
+        return found, failed
+
     def _decode_pickle(self, data: bytes, key: str) -> Any:
         if not self._verifying_keys:
             raise UndecodableValue("a pickled value, but this codec has no pickle_key")

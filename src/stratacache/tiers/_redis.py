@@ -163,10 +163,11 @@ class RedisTier:
         if not keys:
             return []
         try:
-            found = await self._mget(list(keys))
+            found = await self._mget(keys if type(keys) is list else list(keys))
         except Exception as exc:
             raise translate(exc, "MGET") from exc
-        return [data if not data or data[0] != _ENVELOPE else unwrap(data)[0] for data in found]
+        envelope = _ENVELOPE  # a local: this test runs once a key
+        return [data if not data or data[0] != envelope else unwrap(data)[0] for data in found]
 
     async def get_with_ttl(
         self, keys: Sequence[str]
@@ -362,7 +363,8 @@ class RedisTier:
         """Raw MGET (split by slot on a Cluster); callers map the errors."""
         if self.is_cluster:
             return list(await self.client.mget_nonatomic(keys))
-        return list(await self.client.mget(keys))
+        found: list[bytes | None] = await self.client.mget(keys)  # a list already: no copy
+        return found
 
     async def _scan_unlink(self, match: str, *, skip_internal: bool) -> int:
         start = len(self.prefix.encode())
