@@ -14,7 +14,8 @@ pytestmark = pytest.mark.redis
 
 
 def _ops(monitor: CachePerformanceMonitor) -> dict[str, Any]:
-    return monitor.get_performance_stats()["cache_operations"]["by_operation_type"]
+    ops: dict[str, Any] = monitor.get_performance_stats()["cache_operations"]["by_operation_type"]
+    return ops
 
 
 async def test_every_command_is_counted_and_one_in_sample_every_timed(
@@ -59,7 +60,11 @@ async def test_a_monitor_that_cannot_attach_is_told_of_every_command(
             self.seen.append((operation, kw["tier"], kw["result"]))
 
     monitor = PushOnly()
-    async with RedisCache(redis_url, prefix=unique_prefix, performance_monitor=monitor) as cache:
+    async with RedisCache(
+        redis_url,
+        prefix=unique_prefix,
+        performance_monitor=monitor,  # type: ignore[arg-type]  # duck-typed on purpose
+    ) as cache:
         await cache.set("a", 1)
         assert await cache.get("a") == 1
         assert await cache.get("b") is None
