@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._missing import MISSING
 from ._policy import LoadPolicy, Verdict, verdict
-from ._stamps import Stamped, stamps_visible, unstamped
+from ._stamps import Stamped, conceal, reveal, unstamped
 
 if TYPE_CHECKING:
     from .caches._interface import CacheInterface
@@ -210,8 +210,11 @@ class Loading:
 
     async def _peek(self, key: str) -> Any:
         """The key's entry, stamp included, without counting a hit or miss."""
-        with stamps_visible():
+        token = reveal()
+        try:
             return await self._cache._recheck(key)
+        finally:
+            conceal(token)
 
     def _usable(self, found: Any) -> bool:
         """Whether a peeked entry may answer a caller that is loading."""

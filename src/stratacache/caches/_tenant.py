@@ -47,7 +47,7 @@ from .._keys import (
     validate_tags,
 )
 from .._policy import parse_policy
-from .._stamps import stamps_visible
+from .._stamps import conceal, reveal
 from .._ttl import resolve_ttl
 from ..errors import InfrastructureError, ValidationError
 from ._interface import MISSING, CacheInterface, validate_delta
@@ -501,8 +501,11 @@ class TenantCache(CacheInterface):
         self._check_open()
         generation = await self._generation()
         full = self._data_prefix(generation) + key
-        with stamps_visible():
+        token = reveal()  # stamps and all: the cache's policies judge them
+        try:
             found = await self._cache.get(full, MISSING)
+        finally:
+            conceal(token)
         if found is MISSING:
             self._misses += 1
         else:

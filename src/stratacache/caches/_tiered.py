@@ -37,7 +37,7 @@ from .._keys import (
 )
 from .._redis_client import ClientOptions
 from .._redis_errors import map_redis_errors
-from .._stamps import stamps_shown, stamps_visible, unstamped
+from .._stamps import conceal, reveal, stamps_shown, unstamped
 from .._ttl import resolve_ttl, validate_default_ttl, validate_positive_int
 from ..errors import ConfigurationError
 from ..monitoring._monitor import CachePerformanceMonitor
@@ -210,10 +210,11 @@ class GenericRedisCache(CacheInterface):
         if not keys:
             return []
         self._begin(keys)
+        token = reveal()  # L1 keeps a get_or_set entry's stamp, as Redis does
         try:
-            with stamps_visible():  # L1 keeps a get_or_set entry's stamp, as Redis does
-                results = await self._l2.get_with_ttl(self._scoped(keys))
+            results = await self._l2.get_with_ttl(self._scoped(keys))
         finally:
+            conceal(token)
             stale = self._end(keys)
         if self._l1 is not None:
             for key, (value, ttl, tags) in zip(keys, results, strict=True):
