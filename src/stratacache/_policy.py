@@ -20,14 +20,15 @@ The options (all keyword-only, all off by default)::
 XFetch is Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache Stampede
 Prevention" (VLDB 2015): recompute when ``now - delta * beta * ln(rand()) >= expiry``,
 ``delta`` being how long the last load took. A slow loader's entries are recomputed
-earlier, a fast loader's barely before expiry.
+earlier, a fast loader's barely before expiry. The draws (XFetch's and the jitter's)
+come from the ``random`` module, so ``random.seed()`` makes a test repeatable.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -83,11 +84,11 @@ class LoadPolicy:
         """Seconds an entry is kept past its TTL for the stale windows."""
         return max(self.stale_while_revalidate, self.stale_if_error)
 
-    def stored_ttl(self, ttl: int, draw: Callable[[], float] = random.random) -> float:
+    def stored_ttl(self, ttl: int) -> float:
         """The TTL this load's entry is fresh for: ``ttl`` less its jitter (0 stays 0)."""
         if not ttl or not self.ttl_jitter:
             return float(ttl)
-        return ttl * (1.0 - self.ttl_jitter * draw())
+        return ttl * (1.0 - self.ttl_jitter * random.random())
 
 
 PLAIN: Final = LoadPolicy()
@@ -144,15 +145,13 @@ def _parse(options: Mapping[str, Any]) -> LoadPolicy:
     )
 
 
-def verdict(
-    entry: Stamped, now: float, policy: LoadPolicy, draw: Callable[[], float] = random.random
-) -> Verdict:
+def verdict(entry: Stamped, now: float, policy: LoadPolicy) -> Verdict:
     """Judge a stamped entry at ``now`` under ``policy``."""
     fresh_until = entry.fresh_until
     if now < fresh_until:
         if policy.beta and entry.load_seconds > 0:
             # 1 - random() is in (0, 1]: the logarithm is finite and <= 0.
-            head_start = -entry.load_seconds * policy.beta * math.log(1.0 - draw())
+            head_start = -entry.load_seconds * policy.beta * math.log(1.0 - random.random())
             if now + head_start >= fresh_until:
                 return Verdict.EARLY
         return Verdict.FRESH
