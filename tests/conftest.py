@@ -14,14 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from _support import skip_or_fail
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Real redis-server processes (single, Cluster, Sentinel) for fault tests.
 pytest_plugins = ["redis_servers"]
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +33,7 @@ def redis_url() -> str:
         client.ping()
     except redis.RedisError as exc:
         message = f"Redis is not reachable at {url} ({exc}); set REDIS_URL or start redis-server"
-        if _in_ci():
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
+        skip_or_fail(message)
     finally:
         client.close()
     return url

@@ -59,6 +59,8 @@ from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as ClusterClient
 from redis.retry import Retry
 
+from _support import skip_or_fail
+
 __all__ = [
     "HOST",
     "RedisCluster",
@@ -165,10 +167,7 @@ def require_binaries(*names: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if not missing:
         return
-    message = f"{', '.join(missing)} not found on PATH; install Redis (apt-get install redis)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true and {message}")
-    pytest.skip(message)
+    skip_or_fail(f"{', '.join(missing)} not found on PATH; install Redis (apt-get install redis)")
 
 
 def _parse_info(text: str) -> dict[str, str]:

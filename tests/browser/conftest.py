@@ -16,17 +16,9 @@ from typing import Any
 
 import pytest
 
+from _support import skip_or_fail
+
 _CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(message: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true and {message}")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +29,11 @@ def chromium_path() -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    _unavailable(
+    return skip_or_fail(
         "Chromium is not installed (looked for "
         f"{configured or ', '.join(_CANDIDATES)}); install it with "
         "'apt-get install -y chromium' or set CHROMIUM_PATH"
     )
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ async def browser(chromium_path: str) -> AsyncIterator[Any]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed (pip install playwright)")
+        skip_or_fail("the playwright package is not installed (pip install playwright)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=chromium_path, headless=True)
         try:
