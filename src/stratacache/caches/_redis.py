@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from .._lease import release as release_lease
 from .._loops import PerLoop
 from .._redis_client import ClientOptions, client_from_url
 from .._resilience import CircuitBreaker
+from .._slots import Slots
 from .._ttl import resolve_ttl, validate_default_ttl
 from ..errors import ConfigurationError, InfrastructureError, ValidationError
 from ..monitoring._monitor import (
@@ -103,18 +103,26 @@ class RedisCache(CacheInterface):
         self.strict = strict
         self._close_client = close_client
         options = options or ClientOptions()
+        self._stats: Counter[str] = Counter()
+
+        def lane(client: Any) -> _Lane:
+            tier = RedisTier(
+                client, prefix=prefix, pipeline_after=options.pipeline_after, counts=self._stats
+            )
+            return _Lane(tier, options.max_connections)
+
         if client is None:
             # A client per event loop: redis.asyncio connections belong to one loop.
             self._lanes: PerLoop[_Lane] = PerLoop(
-                lambda: _Lane(RedisTier(client_from_url(url, options), prefix=prefix)),
+                lambda: lane(client_from_url(url, options)),
                 _Lane.aclose,
-                initial=_Lane(RedisTier(client_from_url(url, options), prefix=prefix)),
+                initial=lane(client_from_url(url, options)),
             )
         else:
             self._lanes = PerLoop(
                 None,
                 _Lane.aclose if close_client else _Lane.keep,
-                initial=_Lane(RedisTier(client, prefix=prefix)),
+                initial=lane(client),
                 refuse=lambda: ConfigurationError(
                     "this RedisCache was given a client, which belongs to the event loop "
                     "that first used it; to share a cache between threads running their "
@@ -125,7 +133,6 @@ class RedisCache(CacheInterface):
         """True when talking to a Redis Cluster."""
         self._closed = False
         self._status = "disconnected"
-        self._stats: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._breaker = breaker if breaker is not None else CircuitBreaker(clock=clock)
         self._monitor_failures = 0
@@ -133,7 +140,6 @@ class RedisCache(CacheInterface):
         self._op_counts: dict[tuple[str, str], int] | None = None
         self._sample_every = self._countdown = _NEVER
         self.performance_monitor = performance_monitor or CachePerformanceMonitor(clock=clock)
-        self._limit = options.max_connections
 
     def __repr__(self) -> str:
         return f"RedisCache(prefix={self.prefix!r}, default_ttl={self.default_ttl})"
@@ -222,8 +228,9 @@ class RedisCache(CacheInterface):
         validate_key(key)
         self._check_open()
         full = self.prefix + key
-        lane = self._lanes.get()
-        data = await self._run("get", lane.tier.get(full), fallback=None, lookup=True, lane=lane)
+        data = await self._run(
+            "get", self._lanes.get().tier.get(full), fallback=None, lookup=True, pipelined=True
+        )
         # _decoded(), inline: this is the path of every read, and a call costs.
         stats = self._stats
         if data is None:
@@ -248,8 +255,7 @@ class RedisCache(CacheInterface):
         self._check_open()
         prefix = self.prefix
         full = [prefix + key for key in valid] if prefix else valid
-        lane = self._lanes.get()
-        stored = await self._run("get_many", lane.tier.get_many(full), fallback=None, lane=lane)
+        stored = await self._run("get_many", self._tier.get_many(full), fallback=None)
         if stored is None:
             self._stats["misses"] += len(valid)
             return {}
@@ -299,8 +305,8 @@ class RedisCache(CacheInterface):
         self._check_open()
         full = self.prefix + key
         data = self.codec.encode(value, full)
-        lane = self._lanes.get()
-        await self._run("set", lane.tier.set(full, data, seconds, labels), lane=lane)
+        # Tagged: scripts index the tags first, sent as they come (they hold a slot).
+        await self._run("set", self._tier.set(full, data, seconds, labels), pipelined=not labels)
         self._stats["sets"] += 1
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: int | None = None) -> None:
@@ -446,6 +452,7 @@ class RedisCache(CacheInterface):
             "evictions": 0,  # Redis evicts on its own; see INFO stats evicted_keys
             "expirations": 0,
             "decode_errors": stats["decode_errors"],
+            "pipelined": stats["pipelined"],
             "hit_rate": stats["hits"] / lookups if lookups else 0.0,
             "entries": None,  # unknown without a SCAN: see get_cache_stats()
             "max_size": None,
@@ -479,17 +486,17 @@ class RedisCache(CacheInterface):
         fallback: Any = None,
         strict: bool = False,
         lookup: bool = False,
-        lane: _Lane | None = None,
+        pipelined: bool = False,
     ) -> T | Any:
         """Await a tier call through the breaker; on failure raise (strict) or fall back.
 
         Every call is counted and timed for the monitor (``lookup``: a reply of
-        ``None`` is a miss, anything else a hit). ``lane``: the running loop's, if
-        the caller already has it (it made ``call`` on its tier): finding it again
-        costs a second ``asyncio.get_running_loop()``, ~0.2 µs here (it calls
-        ``getpid()``). Every command of the cache runs through here, so it reads
-        each attribute once and takes no detour the common case (breaker closed, a
-        slot free, no one waiting) does not need.
+        ``None`` is a miss, anything else a hit). A call holds one of the loop's
+        ``max_connections`` slots, unless it is ``pipelined``: a single command of
+        the tier's auto-pipeline, which bounds its own connections. Every command of
+        the cache runs through here, so it reads each attribute once and takes no
+        detour the common case (breaker closed, a slot free, no one waiting) does
+        not need.
         """
         breaker = self._breaker
         if breaker.state != "closed" and not breaker.allow():
@@ -505,12 +512,12 @@ class RedisCache(CacheInterface):
                 fallback,
                 strict,
             )
-        if lane is None:
-            lane = self._lanes.get()
-        if lane.busy < self._limit:  # the common case: no waiting, no future
-            lane.busy += 1
-        else:
-            await lane.wait_for_slot()
+        slots = None if pipelined else self._lanes.get().slots
+        if slots is not None:
+            if slots.busy < slots.limit:  # the common case: no waiting, no future
+                slots.busy += 1
+            else:
+                await slots.wait()
         start = perf_counter()
         try:
             result = await call
@@ -519,10 +526,8 @@ class RedisCache(CacheInterface):
             breaker.failure()
             return self._failed(operation, exc, fallback, strict)
         finally:
-            if lane.waiters:
-                lane.release_slot()  # hands the slot to the first caller waiting
-            else:
-                lane.busy -= 1  # release_slot's common case, without the call
+            if slots is not None:
+                slots.release()
         self._record(operation, start, ("miss" if result is None else "hit") if lookup else "ok")
         if breaker.failures:
             breaker.success()
@@ -631,36 +636,14 @@ class _Lane:
     """What one event loop uses: its client (inside a tier) and its share of the pool.
 
     Callers beyond the pool size queue here instead of failing: redis-py's pools
-    raise MaxConnectionsError once exhausted. A counter, not a Semaphore: the common
-    case must not cost a coroutine and a future.
+    raise MaxConnectionsError once exhausted.
     """
 
-    __slots__ = ("busy", "tier", "waiters")
+    __slots__ = ("slots", "tier")
 
-    def __init__(self, tier: RedisTier) -> None:
+    def __init__(self, tier: RedisTier, limit: int) -> None:
         self.tier = tier
-        self.busy = 0
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    async def wait_for_slot(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            await waiter  # release_slot hands its slot over: busy stays the same
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release_slot()  # handed a slot just as we were cancelled
-            else:
-                self.waiters.remove(waiter)
-            raise
-
-    def release_slot(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.busy -= 1
+        self.slots = Slots(limit)
 
     async def aclose(self) -> None:
         try:
@@ -669,4 +652,5 @@ class _Lane:
             logger.debug("stratacache: closing the Redis client failed: %s", exc)
 
     async def keep(self) -> None:
-        """Leave an injected client open (``close_client=False``)."""
+        """Leave an injected client open (``close_client=False``): stop only our pipelines."""
+        await self.tier.commands.aclose()

@@ -26,12 +26,14 @@ primary of a Cluster; never KEYS, FLUSHDB or FLUSHALL.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgpack
 
 from .._keys import escape_glob
+from .._pipelining import AutoPipeline
 from .._redis_errors import map_redis_errors, translate
 from ..errors import InfrastructureError
 
@@ -140,10 +142,15 @@ def unwrap(data: bytes) -> tuple[bytes, frozenset[str]]:
 class RedisTier:
     """Bytes under full keys in Redis, with TTLs in seconds (0 = persistent)."""
 
-    def __init__(self, client: Any, *, prefix: str) -> None:
+    def __init__(
+        self, client: Any, *, prefix: str, pipeline_after: int, counts: Counter[str]
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.is_cluster = callable(getattr(client, "get_primaries", None))
+        # GET and untagged SET, the commands of every read and write, are pipelined
+        # under load (see _pipelining); the rest are sent by the client as they come.
+        self.commands = AutoPipeline(client, pipeline_after, counts)
 
     def tag_key(self, tag: str) -> str:
         return f"{self.prefix}{_TAG_INFIX}{tag}"
@@ -152,7 +159,7 @@ class RedisTier:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            data: bytes | None = await self.client.get(key)
+            data: bytes | None = await self.commands.call("GET", key)
         except Exception as exc:  # the hot path: no `with` block (see translate)
             raise translate(exc, "GET") from exc
         if data is None or data[0] != _ENVELOPE:
@@ -208,7 +215,10 @@ class RedisTier:
             await self._index(key, tags, ttl)
             data = wrap_tags(data, tags)
         try:
-            await self.client.set(key, data, px=ttl * 1000 if ttl else None)
+            if ttl:
+                await self.commands.call("SET", key, data, "PX", ttl * 1000)
+            else:
+                await self.commands.call("SET", key, data)
         except Exception as exc:
             raise translate(exc, "SET") from exc
 
@@ -383,6 +393,7 @@ class RedisTier:
         return removed
 
     async def aclose(self) -> None:
+        await self.commands.aclose()
         with map_redis_errors("close"):
             await self.client.aclose()
             # A Sentinel-managed client also holds connections to the sentinels.

@@ -1,0 +1,63 @@
+"""A count of things in flight, with a first-come queue for callers beyond the limit.
+
+Why not ``asyncio.Semaphore``: every Redis command takes a slot, and the common case
+(a slot free, no one waiting) must cost an integer comparison, not a coroutine and a
+future. Callers on the hot path inline that case::
+
+    if slots.busy < slots.limit:
+        slots.busy += 1
+    else:
+        await slots.wait()
+    try:
+        ...
+    finally:
+        slots.release()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["Slots"]
+
+
+class Slots:
+    """At most ``limit`` holders; the rest wait in order and are handed a slot."""
+
+    __slots__ = ("busy", "limit", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.busy = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def take(self) -> None:
+        """Take a slot, waiting for one if all are held."""
+        if self.busy < self.limit:
+            self.busy += 1
+        else:
+            await self.wait()
+
+    async def wait(self) -> None:
+        """Wait until a holder hands over its slot (``busy`` stays the same)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the first caller still waiting, or free it."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy -= 1

@@ -1,0 +1,139 @@
+"""Auto-pipelining: concurrent GETs and SETs share pipelines; nobody gets another's reply."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stratacache import ClientOptions, RedisCache, ValidationError
+
+from redis_servers import RedisCluster, RedisSentinel, RedisServer
+
+pytestmark = pytest.mark.redis
+
+ROOMY = ClientOptions(connect_timeout=2.0, operation_timeout=2.0)
+
+
+async def _each_task_writes_and_reads_its_own_keys(cache: RedisCache, tasks: int) -> None:
+    async def worker(task: int) -> list[tuple[int, object]]:
+        wrong = []
+        for round_ in range(10):
+            key = f"t{task}:{round_ % 3}"
+            await cache.set(key, [task, round_])
+            got = await cache.get(key)
+            if got != [task, round_]:
+                wrong.append((task, got))
+        return wrong
+
+    results = await asyncio.gather(*(worker(n) for n in range(tasks)))
+    assert [w for w in results if w] == []
+
+
+async def test_two_hundred_tasks_share_pipelines_on_a_few_connections(
+    redis_server: RedisServer,
+) -> None:
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=3)
+    async with RedisCache(redis_server.url, prefix="p:", options=options) as cache:
+        await _each_task_writes_and_reads_its_own_keys(cache, tasks=200)
+        stats = cache.get_stats()
+        # Our pipelines and direct commands together used at most 3 connections (the
+        # inspection client is the one more).
+        clients = int(redis_server.info("clients")["connected_clients"])
+    assert stats["errors"] == 0
+    assert stats["sets"] == 2_000
+    assert stats["hits"] == 2_000
+    assert stats["pipelined"] > 3_000  # of 4,000 commands, nearly all went in pipelines
+    assert clients <= 3 + 1
+
+
+async def test_a_caller_alone_is_never_pipelined(redis_url: str, unique_prefix: str) -> None:
+    async with RedisCache(redis_url, prefix=unique_prefix, options=ROOMY) as cache:
+        for n in range(50):
+            await cache.set(f"k{n}", n)
+            assert await cache.get(f"k{n}") == n
+        assert cache.get_stats()["pipelined"] == 0
+        await cache.clear()
+
+
+async def test_callers_cancelled_while_queued_have_their_commands_dropped(
+    redis_url: str, unique_prefix: str
+) -> None:
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
+    async with RedisCache(redis_url, prefix=unique_prefix, options=options) as cache:
+        await cache.set_many({f"k{n}": n for n in range(100)})
+        tasks = [asyncio.create_task(cache.get(f"k{n}")) for n in range(100)]
+        await asyncio.sleep(0)  # every task runs to its first wait: k0 sent, the rest queued
+        for task in tasks[1::2]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert results[0::2] == list(range(0, 100, 2))
+        assert all(isinstance(r, asyncio.CancelledError) for r in results[1::2])
+        assert cache.get_stats()["pipelined"] == 49  # k2 ... k98: the cancelled went nowhere
+        await cache.clear()
+
+
+async def test_an_error_reply_fails_only_its_own_command(
+    redis_url: str, unique_prefix: str
+) -> None:
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
+    async with RedisCache(redis_url, prefix=unique_prefix, options=options) as cache:
+        await cache.set_many({f"k{n}": n for n in range(20)})
+        await cache.client.rpush(unique_prefix + "list", "x")  # GET on it: WRONGTYPE
+        keys = [f"k{n}" for n in range(10)] + ["list"] + [f"k{n}" for n in range(10, 20)]
+        results = await asyncio.gather(*(cache.get(key, "default") for key in keys))
+        assert results == [*range(10), "default", *range(10, 20)]
+        stats = cache.get_stats()
+        assert stats["errors_by_class"] == {"ResponseError": 1}
+        assert stats["pipelined"] == 20
+        await cache.clear()
+
+
+async def test_closing_the_cache_releases_queued_callers(
+    redis_url: str, unique_prefix: str
+) -> None:
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
+    cache = RedisCache(redis_url, prefix=unique_prefix, options=options)
+    await cache.set("k", "v")
+    gets = [asyncio.create_task(cache.get("k", "default")) for _ in range(20)]
+    await asyncio.sleep(0)  # one sent, 19 queued
+    await cache.aclose()
+    results = await asyncio.wait_for(asyncio.gather(*gets), timeout=5)
+    assert set(results) <= {"v", "default"}  # fail-safe: no caller raised or hung
+    assert results.count("default") >= 19
+    async with RedisCache(redis_url, prefix=unique_prefix, options=ROOMY) as cleaner:
+        await cleaner.clear()
+
+
+async def test_cluster_pipelines_span_slots(redis_cluster: RedisCluster) -> None:
+    async with RedisCache(redis_cluster.url, prefix="pc:", options=ROOMY) as cache:
+        await _each_task_writes_and_reads_its_own_keys(cache, tasks=100)
+        stats = cache.get_stats()
+        await cache.clear()
+    assert stats["errors"] == 0
+    assert stats["pipelined"] > 1_000
+
+
+async def test_sentinel_pipelines(redis_sentinel: RedisSentinel) -> None:
+    async with RedisCache(redis_sentinel.url, prefix="ps:", options=ROOMY) as cache:
+        await _each_task_writes_and_reads_its_own_keys(cache, tasks=100)
+        stats = cache.get_stats()
+        await cache.clear()
+    assert stats["errors"] == 0
+    assert stats["pipelined"] > 1_000
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pipeline_after", 0),
+        ("pipeline_after", 2.5),
+        ("max_connections", True),
+        ("retries", -1),
+        ("operation_timeout", 0),
+        ("connect_timeout", "1"),
+    ],
+)
+def test_bad_client_options_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        ClientOptions(**{field: value})  # type: ignore[arg-type]
