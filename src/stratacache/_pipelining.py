@@ -31,22 +31,27 @@ __all__ = ["AutoPipeline"]
 MAX_PIPELINE = 1_000
 """Commands per pipeline at most: the rest wait for the next (bounds a reply's size)."""
 
+DRAIN_SECONDS = 2.0
+"""How long ``aclose`` lets commands already asked for finish before failing them."""
+
 _Queued = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
 
 
 class AutoPipeline:
     """Sends a command at once while fewer than ``direct`` are in flight, else pipelines it.
 
-    Uses at most ``direct`` connections of the client's pool at a time, pipelines
-    included. ``counts["pipelined"]`` counts the commands sent in a pipeline.
+    Uses at most ``direct`` connections of the client's pool at a time: a command
+    or pipeline that finishes hands its place to the commands queued meanwhile.
+    ``counts["pipelined"]`` counts the commands sent in a pipeline.
     """
 
     def __init__(self, client: Any, direct: int, counts: Counter[str]) -> None:
         self._client = client
         self._slots = Slots(direct)
         self._counts = counts
-        self._queue: _Queued | None = None
+        self._queue: _Queued = []
         self._sending: dict[asyncio.Task[None], _Queued] = {}
+        self._closed = False
 
     async def call(self, *args: Any) -> Any:
         """``execute_command(*args)``: the reply, or the redis-py exception it raised."""
@@ -56,27 +61,26 @@ class AutoPipeline:
             try:
                 return await self._client.execute_command(*args)
             finally:
-                slots.release()
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = []
-            task = loop.create_task(self._send(queue))
-            self._sending[task] = queue
-            task.add_done_callback(self._sent)
-        queue.append((args, reply))
-        if len(queue) >= MAX_PIPELINE:
-            self._queue = None  # full: the next command starts another
+                self._carry_on()
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((args, reply))
         return await reply
 
-    async def _send(self, queue: _Queued) -> None:
-        """Wait for a connection, then send everything queued meanwhile as one pipeline."""
-        await self._slots.take()
+    def _carry_on(self) -> None:
+        """A command or pipeline is done: its place goes to what queued meanwhile."""
+        queue = self._queue
+        if not queue or self._closed:
+            self._slots.release()
+            return
+        batch = queue[:MAX_PIPELINE]
+        del queue[:MAX_PIPELINE]
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending[task] = batch
+        task.add_done_callback(self._sent)
+
+    async def _send(self, batch: _Queued) -> None:
         try:
-            if self._queue is queue:
-                self._queue = None  # from now on, commands queue for the next pipeline
-            live = [(args, reply) for args, reply in queue if not reply.done()]
+            live = [(args, reply) for args, reply in batch if not reply.done()]
             if not live:  # every caller was cancelled while queued
                 return
             pipe = self._client.pipeline(transaction=False)
@@ -96,20 +100,26 @@ class AutoPipeline:
                 else:
                     reply.set_result(value)
         finally:
-            self._slots.release()
+            self._carry_on()
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         del self._sending[task]
 
     async def aclose(self) -> None:
-        """Cancel pipelines not yet sent or answered; their callers get a connection error."""
-        self._queue = None
+        """Let the commands already asked for finish (for up to 2 s), then fail the rest.
+
+        Closing the client under a command in flight would have redis-py reconnect
+        for it, on a pool nobody closes any more.
+        """
+        await self._slots.drained(DRAIN_SECONDS)
+        self._closed = True
         sending = list(self._sending.items())
         for task, _ in sending:
             task.cancel()
         await asyncio.gather(*(task for task, _ in sending), return_exceptions=True)
-        for _, queue in sending:  # a task cancelled before it ran never saw its queue
-            _fail(queue, _closed())
+        for _, batch in [*sending, (None, self._queue)]:  # (a task cancelled unstarted never ran)
+            _fail(batch, _closed())
+        self._queue.clear()
 
 
 def _fail(queued: _Queued, exc: Exception) -> None:

@@ -25,12 +25,13 @@ __all__ = ["Slots"]
 class Slots:
     """At most ``limit`` holders; the rest wait in order and are handed a slot."""
 
-    __slots__ = ("busy", "limit", "waiters")
+    __slots__ = ("_idle", "busy", "limit", "waiters")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.busy = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self._idle: asyncio.Future[None] | None = None
 
     async def take(self) -> None:
         """Take a slot, waiting for one if all are held."""
@@ -61,3 +62,17 @@ class Slots:
                 waiter.set_result(None)
                 return
         self.busy -= 1
+        if self._idle is not None and not self.busy and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until no one holds or waits for a slot; False if ``timeout`` passed first."""
+        if not self.busy:
+            return True
+        if self._idle is None or self._idle.done():
+            self._idle = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._idle), timeout)
+        except asyncio.TimeoutError:  # (not TimeoutError before Python 3.11)
+            return False
+        return True

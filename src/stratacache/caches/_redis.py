@@ -22,6 +22,7 @@ from .._lease import LEASE_INFIX
 from .._lease import acquire as acquire_lease
 from .._lease import release as release_lease
 from .._loops import PerLoop
+from .._pipelining import DRAIN_SECONDS
 from .._redis_client import ClientOptions, client_from_url
 from .._resilience import CircuitBreaker
 from .._slots import Slots
@@ -646,6 +647,7 @@ class _Lane:
         self.slots = Slots(limit)
 
     async def aclose(self) -> None:
+        await self.slots.drained(DRAIN_SECONDS)  # see AutoPipeline.aclose
         try:
             await self.tier.aclose()
         except InfrastructureError as exc:
@@ -653,4 +655,5 @@ class _Lane:
 
     async def keep(self) -> None:
         """Leave an injected client open (``close_client=False``): stop only our pipelines."""
+        await self.slots.drained(DRAIN_SECONDS)
         await self.tier.commands.aclose()
