@@ -48,6 +48,9 @@ class InvalidationBus:
             shared by threads with their own loops has one client per loop).
         channel: the namespace's channel.
         apply / flush: what a message, and a loss, do to the memory tier.
+        publish_with: sends ``PUBLISH channel message`` to a single node (default:
+            the client's own ``publish``; a cache passes its auto-pipeline). On a
+            Cluster the bus picks the node itself, through the client.
 
     The listener runs as a task in one event loop. If that loop ends (a thread's
     ``asyncio.run`` returning), the next call to :meth:`ensure_started` from any
@@ -63,8 +66,10 @@ class InvalidationBus:
         flush: Flush,
         reconnect_delay: float = 0.05,
         max_reconnect_delay: float = 1.0,
+        publish_with: Callable[[str, bytes], Awaitable[object]] | None = None,
     ) -> None:
         self.channel = channel
+        self._publish_with = publish_with
         self.origin = uuid.uuid4().hex
         self.received = 0
         self.published = 0
@@ -125,7 +130,8 @@ class InvalidationBus:
         message = msgpack.packb([self.origin, kind, list(items)])
         client = self._client()
         if not _is_cluster(client):
-            await client.publish(self.channel, message)
+            send = self._publish_with or client.publish
+            await send(self.channel, message)
         else:
             nodes = client.get_nodes()
             for attempt in range(len(nodes)):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from ._slots import Slots
@@ -34,23 +35,25 @@ MAX_PIPELINE = 1_000
 DRAIN_SECONDS = 2.0
 """How long ``aclose`` lets commands already asked for finish before failing them."""
 
-_Queued = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
+Command = tuple[Any, ...]
+_Entry = tuple[tuple[Command, ...], "asyncio.Future[Any]", bool]
+"""Queued: a caller's commands, the future for its reply, whether it wants a list."""
 
 
 class AutoPipeline:
-    """Sends a command at once while fewer than ``direct`` are in flight, else pipelines it.
+    """Sends commands at once while fewer than ``direct`` sends are in flight, else queues them.
 
-    Uses at most ``direct`` connections of the client's pool at a time: a command
-    or pipeline that finishes hands its place to the commands queued meanwhile.
-    ``counts["pipelined"]`` counts the commands sent in a pipeline.
+    Uses at most ``direct`` connections of the client's pool at a time: a send that
+    finishes hands its place to the commands queued meanwhile, as one pipeline.
+    ``counts["pipelined"]`` counts the commands that waited and went out that way.
     """
 
     def __init__(self, client: Any, direct: int, counts: Counter[str]) -> None:
         self._client = client
         self._slots = Slots(direct)
         self._counts = counts
-        self._queue: _Queued = []
-        self._sending: dict[asyncio.Task[None], _Queued] = {}
+        self._queue: list[_Entry] = []
+        self._sending: dict[asyncio.Task[None], list[_Entry]] = {}
         self._closed = False
 
     async def call(self, *args: Any) -> Any:
@@ -62,43 +65,60 @@ class AutoPipeline:
                 return await self._client.execute_command(*args)
             finally:
                 self._carry_on()
+        return await self._queued((args,), many=False)
+
+    async def call_many(self, commands: Sequence[Command]) -> list[Any]:
+        """Several commands, one round trip: their replies, or the first error raised."""
+        slots = self._slots
+        if slots.busy < slots.limit:
+            slots.busy += 1
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                for args in commands:
+                    pipe.execute_command(*args)
+                replies: list[Any] = await pipe.execute()
+                return replies
+            finally:
+                self._carry_on()
+        return await self._queued(tuple(commands), many=True)  # type: ignore[no-any-return]
+
+    def _queued(self, commands: tuple[Command, ...], *, many: bool) -> asyncio.Future[Any]:
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((args, reply))
-        return await reply
+        self._queue.append((commands, reply, many))
+        return reply
 
     def _carry_on(self) -> None:
-        """A command or pipeline is done: its place goes to what queued meanwhile."""
+        """A send is done: its place goes to what queued meanwhile."""
         queue = self._queue
         if not queue or self._closed:
             self._slots.release()
             return
-        batch = queue[:MAX_PIPELINE]
-        del queue[:MAX_PIPELINE]
+        size = taken = 0
+        while taken < len(queue) and size < MAX_PIPELINE:
+            size += len(queue[taken][0])
+            taken += 1
+        batch = queue[:taken]
+        del queue[:taken]
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._sending[task] = batch
         task.add_done_callback(self._sent)
 
-    async def _send(self, batch: _Queued) -> None:
+    async def _send(self, batch: list[_Entry]) -> None:
         try:
-            live = [(args, reply) for args, reply in batch if not reply.done()]
+            live = [entry for entry in batch if not entry[1].done()]
             if not live:  # every caller was cancelled while queued
                 return
             pipe = self._client.pipeline(transaction=False)
-            for args, _ in live:
-                pipe.execute_command(*args)
-            self._counts["pipelined"] += len(live)
+            for commands, _, _ in live:
+                for args in commands:
+                    pipe.execute_command(*args)
+            self._counts["pipelined"] += sum(len(commands) for commands, _, _ in live)
             try:
                 replies = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # the connection failed: every command with it
                 _fail(live, exc)
                 return
-            for (_, reply), value in zip(live, replies, strict=True):
-                if reply.done():  # its caller was cancelled while the pipeline was out
-                    continue
-                if isinstance(value, Exception):  # an error reply, for this command alone
-                    reply.set_exception(value)
-                else:
-                    reply.set_result(value)
+            _answer(live, replies)
         finally:
             self._carry_on()
 
@@ -122,8 +142,23 @@ class AutoPipeline:
         self._queue.clear()
 
 
-def _fail(queued: _Queued, exc: Exception) -> None:
-    for _, reply in queued:
+def _answer(live: list[_Entry], replies: list[Any]) -> None:
+    """Hand each caller its replies, by position: an error reply fails only its caller."""
+    start = 0
+    for commands, reply, many in live:
+        end = start + len(commands)
+        if not reply.done():  # (done: its caller was cancelled while the pipeline was out)
+            mine = replies[start:end]
+            error = next((value for value in mine if isinstance(value, Exception)), None)
+            if error is not None:
+                reply.set_exception(error)
+            else:
+                reply.set_result(mine if many else mine[0])
+        start = end
+
+
+def _fail(queued: list[_Entry], exc: Exception) -> None:
+    for _, reply, _ in queued:
         if not reply.done():
             reply.set_exception(exc)
 

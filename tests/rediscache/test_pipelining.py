@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from stratacache import ClientOptions, RedisCache, ValidationError
+from stratacache import ClientOptions, GenericRedisCache, RedisCache, ValidationError
 
 from redis_servers import RedisCluster, RedisSentinel, RedisServer
 
@@ -46,6 +46,48 @@ async def test_two_hundred_tasks_share_pipelines_on_a_few_connections(
     assert stats["hits"] == 2_000
     assert stats["pipelined"] > 3_000  # of 4,000 commands, nearly all went in pipelines
     assert clients <= 3 + 1
+
+
+async def test_two_tier_reads_writes_and_invalidations_are_pipelined(
+    redis_server: RedisServer,
+) -> None:
+    """Without a memory tier every get is GET + PTTL, every set is SET + PUBLISH."""
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=2)
+    async with (
+        GenericRedisCache(redis_server.url, namespace="w", options=options) as writer,
+        GenericRedisCache(
+            redis_server.url, namespace="w", options=options, enable_memory_cache=False
+        ) as cache,
+    ):
+        await writer.get("warm")  # the writer's memory tier listens from here on
+        await _each_task_writes_and_reads_its_own_keys(cache, tasks=200)
+        await cache.set_many({f"many{n}": n for n in range(100)})
+        assert await writer.get_many([f"many{n}" for n in range(100)]) == {
+            f"many{n}": n for n in range(100)
+        }
+        stats = cache.get_stats()
+    assert stats["errors"] == 0
+    # 2,000 x (SET + PUBLISH) and 2,000 x (GET + PTTL): most waited for a pipeline.
+    assert stats["pipelined"] > 5_000
+
+
+async def test_a_command_group_fails_as_one_caller(redis_server: RedisServer) -> None:
+    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
+    async with GenericRedisCache(
+        redis_server.url, namespace="g", options=options, enable_memory_cache=False
+    ) as cache:
+        for n in range(20):
+            await cache.set(f"k{n}", n)
+        await cache.set("list", "placeholder")
+        [stored] = [key async for key in cache.client.scan_iter(match="*list")]
+        await cache.client.delete(stored)
+        await cache.client.rpush(stored, "x")  # its GET fails (WRONGTYPE), its PTTL does not
+        keys = [f"k{n}" for n in range(10)] + ["list"] + [f"k{n}" for n in range(10, 20)]
+        results = await asyncio.gather(*(cache.get(key, "default") for key in keys))
+        stats = cache.get_stats()
+    assert results == [*range(10), "default", *range(10, 20)]
+    assert stats["errors_by_class"] == {"ResponseError": 1}
+    assert stats["pipelined"] == 2 * 20  # every get but the first: GET + PTTL
 
 
 async def test_a_caller_alone_is_never_pipelined(redis_url: str, unique_prefix: str) -> None:

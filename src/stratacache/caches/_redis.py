@@ -278,7 +278,9 @@ class RedisCache(CacheInterface):
         """
         self._check_open()
         full = [self.prefix + key for key in keys]
-        replies = await self._run("get", self._tier.get_with_ttl(full), fallback=None)
+        replies = await self._run(
+            "get", self._tier.get_with_ttl(full), fallback=None, pipelined=True
+        )
         if replies is None:
             self._stats["misses"] += len(keys)
             return [(MISSING, -2, frozenset())] * len(keys)
@@ -319,7 +321,7 @@ class RedisCache(CacheInterface):
         for key, value in mapping.items():
             full = self.prefix + validate_key(key)
             items.append((full, self.codec.encode(value, full)))
-        await self._run("set_many", self._tier.set_many(items, seconds))
+        await self._run("set_many", self._tier.set_many(items, seconds), pipelined=True)
         self._stats["sets"] += len(items)
 
     async def delete(self, key: str) -> bool:

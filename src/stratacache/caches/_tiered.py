@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from .._bus import InvalidationBus, Kind
@@ -140,6 +140,7 @@ class GenericRedisCache(CacheInterface):
                 f"stratacache:invalidate:{self._l2.prefix}{scope}",
                 apply=self._apply_remote,
                 flush=self._flush_l1,
+                publish_with=self._publish_pipelined,
             )
         self._in_flight: dict[str, int] = {}  # key -> operations waiting on Redis
         # keys in flight that were invalidated meanwhile (builtins: `set` is a method here)
@@ -384,6 +385,7 @@ class GenericRedisCache(CacheInterface):
             "max_size": self.memory_cache_size if l1 else None,
             "memory_usage_bytes": l1["memory_usage_bytes"] if l1 else None,
             "decode_errors": l2["decode_errors"],
+            "pipelined": l2["pipelined"],
             "errors": l2["errors"],
             "errors_by_class": l2["errors_by_class"],
             "redis_status": l2["redis_status"],
@@ -430,7 +432,15 @@ class GenericRedisCache(CacheInterface):
         # Through L2's gate and breaker, like every command: a burst of writes must
         # not exhaust the pool with PUBLISHes. A failure is counted (or raised when
         # strict); others flush on their own loss if Redis is really gone.
-        await self._l2._run("publish", self._published(self._bus, kind, list(items)))
+        # On a Cluster the bus picks a node itself, through the client: that holds a slot.
+        await self._l2._run(
+            "publish",
+            self._published(self._bus, kind, list(items)),
+            pipelined=not self._l2.is_cluster,
+        )
+
+    def _publish_pipelined(self, channel: str, message: bytes) -> Awaitable[object]:
+        return self._l2._tier.commands.call("PUBLISH", channel, message)
 
     @staticmethod
     async def _published(bus: InvalidationBus, kind: Kind, items: list[str]) -> None:

@@ -148,8 +148,9 @@ class RedisTier:
         self.client = client
         self.prefix = prefix
         self.is_cluster = callable(getattr(client, "get_primaries", None))
-        # GET and untagged SET, the commands of every read and write, are pipelined
-        # under load (see _pipelining); the rest are sent by the client as they come.
+        # The commands of every read and write (GET, SET, and GET + PTTL for a memory
+        # tier in front) are pipelined under load (see _pipelining); the rest are
+        # sent by the client as they come.
         self.commands = AutoPipeline(client, pipeline_after, counts)
 
     def tag_key(self, tag: str) -> str:
@@ -182,12 +183,11 @@ class RedisTier:
         """(value bytes or None, PTTL in ms: -1 persistent, -2 absent, tags) per key."""
         if not keys:
             return []
+        commands: list[tuple[str, str]] = []
+        for key in keys:
+            commands += (("GET", key), ("PTTL", key))
         with map_redis_errors("GET"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.get(key)
-                    pipe.pttl(key)
-                replies = await pipe.execute()
+            replies = await self.commands.call_many(commands)
         found = []
         for data, ttl in zip(replies[::2], replies[1::2], strict=True):
             value, tags = (None, frozenset[str]()) if data is None else unwrap(data)
@@ -223,11 +223,9 @@ class RedisTier:
             raise translate(exc, "SET") from exc
 
     async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: int) -> None:
+        expiry = ("PX", ttl * 1000) if ttl else ()
         with map_redis_errors("SET"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key, data in items:
-                    pipe.set(key, data, px=ttl * 1000 if ttl else None)
-                await pipe.execute()
+            await self.commands.call_many([("SET", key, data, *expiry) for key, data in items])
 
     async def _index(self, key: str, tags: Iterable[str], ttl: int) -> None:
         with map_redis_errors("tag index"):
