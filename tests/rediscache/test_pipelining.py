@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from stratacache import ClientOptions, GenericRedisCache, RedisCache, ValidationError
+from stratacache import (
+    CacheInterface,
+    ClientOptions,
+    GenericRedisCache,
+    RedisCache,
+    ValidationError,
+)
 
 from redis_servers import RedisCluster, RedisSentinel, RedisServer
 
@@ -16,7 +22,7 @@ pytestmark = pytest.mark.redis
 ROOMY = ClientOptions(connect_timeout=2.0, operation_timeout=2.0)
 
 
-async def _each_task_writes_and_reads_its_own_keys(cache: RedisCache, tasks: int) -> None:
+async def _each_task_writes_and_reads_its_own_keys(cache: CacheInterface, tasks: int) -> None:
     async def worker(task: int) -> list[tuple[int, object]]:
         wrong = []
         for round_ in range(10):
