@@ -7,7 +7,8 @@ Defaults differ from redis-py's on purpose: a cache must fail fast (short connec
 and operation timeouts) and must queue rather than fail under a burst of tasks
 (``RedisCache`` caps the commands in flight at ``max_connections`` and queues the
 rest: redis-py's default pool raises past its connection limit when 200 tasks
-call at once). Under load, single GETs and SETs are pipelined (``pipeline_after``).
+call at once). Under load, the commands of reads and writes are pipelined
+(``pipeline_after``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class ClientOptions:
     operation_timeout: float = 0.25
     max_connections: int = 64
     retries: int = 1
-    # Once this many GETs and SETs are in flight (on one event loop), the next ones
-    # wait and leave together, as one pipeline, on the first connection freed. 1
-    # gives the most throughput; a few let light concurrency skip the queue.
+    # Once this many reads and writes are in flight (on one event loop), the next
+    # ones wait and leave together, as one pipeline, on the first connection freed.
+    # 1 gives the most throughput; a few let light concurrency skip the queue.
     pipeline_after: int = 4
 
     def __post_init__(self) -> None:

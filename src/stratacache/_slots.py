@@ -33,13 +33,6 @@ class Slots:
         self.waiters: deque[asyncio.Future[None]] = deque()
         self._idle: asyncio.Future[None] | None = None
 
-    async def take(self) -> None:
-        """Take a slot, waiting for one if all are held."""
-        if self.busy < self.limit:
-            self.busy += 1
-        else:
-            await self.wait()
-
     async def wait(self) -> None:
         """Wait until a holder hands over its slot (``busy`` stays the same)."""
         waiter = asyncio.get_running_loop().create_future()

@@ -495,8 +495,8 @@ class RedisCache(CacheInterface):
 
         Every call is counted and timed for the monitor (``lookup``: a reply of
         ``None`` is a miss, anything else a hit). A call holds one of the loop's
-        ``max_connections`` slots, unless it is ``pipelined``: a single command of
-        the tier's auto-pipeline, which bounds its own connections. Every command of
+        ``max_connections`` slots, unless it is ``pipelined``: sent through the
+        tier's auto-pipeline, which bounds its own connections. Every command of
         the cache runs through here, so it reads each attribute once and takes no
         detour the common case (breaker closed, a slot free, no one waiting) does
         not need.
