@@ -57,24 +57,33 @@ async def test_two_hundred_tasks_share_pipelines_on_a_few_connections(
 async def test_two_tier_reads_writes_and_invalidations_are_pipelined(
     redis_server: RedisServer,
 ) -> None:
-    """Without a memory tier every get is GET + PTTL, every set is SET + PUBLISH."""
+    """A set is SET + PUBLISH (with a memory tier); a read without one is GET + PTTL."""
     options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=2)
     async with (
         GenericRedisCache(redis_server.url, namespace="w", options=options) as writer,
+        GenericRedisCache(redis_server.url, namespace="w", options=options) as watcher,
         GenericRedisCache(
             redis_server.url, namespace="w", options=options, enable_memory_cache=False
-        ) as cache,
+        ) as reader,
     ):
-        await writer.get("warm")  # the writer's memory tier listens from here on
-        await _each_task_writes_and_reads_its_own_keys(cache, tasks=200)
-        await cache.set_many({f"many{n}": n for n in range(100)})
+        await watcher.set("t0:0", "old")
+        assert await watcher.get("t0:0") == "old"  # now in the watcher's memory tier
+        await _each_task_writes_and_reads_its_own_keys(writer, tasks=200)
+        got = await asyncio.gather(*(reader.get(f"t{n}:0") for n in range(200)))
+        assert got == [[n, 9] for n in range(200)]
+        await reader.set_many({f"many{n}": n for n in range(100)})
         assert await writer.get_many([f"many{n}" for n in range(100)]) == {
             f"many{n}": n for n in range(100)
         }
-        stats = cache.get_stats()
-    assert stats["errors"] == 0
-    # 2,000 x (SET + PUBLISH) and 2,000 x (GET + PTTL): most waited for a pipeline.
-    assert stats["pipelined"] > 5_000
+        for _ in range(200):  # bounded: the writer's pipelined PUBLISH reaches the watcher
+            if await watcher.get("t0:0") == [0, 9]:
+                break
+            await asyncio.sleep(0.01)  # wall-clock: the invalidation message in flight
+        assert await watcher.get("t0:0") == [0, 9]
+        written, read = writer.get_stats(), reader.get_stats()
+    assert written["errors"] == read["errors"] == 0
+    assert written["pipelined"] > 3_000  # of 2,000 SETs and 2,000 PUBLISHes
+    assert read["pipelined"] > 300  # of 200 x (GET + PTTL) and 100 SETs
 
 
 async def test_a_command_group_fails_as_one_caller(redis_server: RedisServer) -> None:
