@@ -161,3 +161,13 @@ async def test_an_injected_client_refuses_a_second_live_loop(
             await asyncio.to_thread(asyncio.run, cache.get("k"))
         assert await cache.get("k") == "v"  # still fine in its own loop
         await cache.delete("k")
+
+
+async def test_get_many_under_a_non_ascii_prefix_finds_what_set_stored(redis_url: str) -> None:
+    # get_many encodes its keys itself (to bytes, in one go); set leaves it to redis-py.
+    async with RedisCache(redis_url, prefix="café:ünï:") as cache:
+        await cache.set_many({"a": 1, "b": 2})
+        await cache.set("c", 3)
+        assert await cache.get_many(["a", "b", "c", "missing"]) == {"a": 1, "b": 2, "c": 3}
+        assert await cache.get_many([]) == {}
+        await cache.clear()

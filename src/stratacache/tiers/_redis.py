@@ -167,7 +167,7 @@ class RedisTier:
             return data
         return unwrap(data)[0]
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    async def get_many(self, keys: Sequence[str | bytes]) -> list[bytes | None]:
         if not keys:
             return []
         try:
@@ -367,7 +367,7 @@ class RedisTier:
                 if not cursor:
                     return removed
 
-    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+    async def _mget(self, keys: list[str | bytes]) -> list[bytes | None]:
         """Raw MGET (split by slot on a Cluster); callers map the errors."""
         if self.is_cluster:
             return list(await self.client.mget_nonatomic(keys))
