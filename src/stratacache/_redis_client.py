@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ._ttl import validate_positive_int
 from .errors import ConfigurationError, ValidationError
 
 __all__ = ["ClientOptions", "client_from_url", "validate_redis_url"]
@@ -45,10 +46,10 @@ class ClientOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValidationError(f"{name} must be a positive number of seconds, not {value!r}")
-        for name, least in (("max_connections", 1), ("retries", 0), ("pipeline_after", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValidationError(f"{name} must be an int >= {least}, not {value!r}")
+        validate_positive_int("max_connections", self.max_connections)
+        validate_positive_int("pipeline_after", self.pipeline_after)
+        if type(self.retries) is not int or self.retries < 0:
+            raise ValidationError(f"retries must be an int >= 0, not {self.retries!r}")
 
     @property
     def pool_size(self) -> int:

@@ -20,6 +20,8 @@ from redis_servers import RedisCluster, RedisSentinel, RedisServer
 pytestmark = pytest.mark.redis
 
 ROOMY = ClientOptions(connect_timeout=2.0, operation_timeout=2.0)
+EAGER = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
+"""Pipelines everything that finds one command in flight."""
 
 
 async def _each_task_writes_and_reads_its_own_keys(cache: CacheInterface, tasks: int) -> None:
@@ -87,9 +89,8 @@ async def test_two_tier_reads_writes_and_invalidations_are_pipelined(
 
 
 async def test_a_command_group_fails_as_one_caller(redis_server: RedisServer) -> None:
-    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
     async with GenericRedisCache(
-        redis_server.url, namespace="g", options=options, enable_memory_cache=False
+        redis_server.url, namespace="g", options=EAGER, enable_memory_cache=False
     ) as cache:
         for n in range(20):
             await cache.set(f"k{n}", n)
@@ -117,8 +118,7 @@ async def test_a_caller_alone_is_never_pipelined(redis_url: str, unique_prefix: 
 async def test_callers_cancelled_while_queued_have_their_commands_dropped(
     redis_url: str, unique_prefix: str
 ) -> None:
-    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
-    async with RedisCache(redis_url, prefix=unique_prefix, options=options) as cache:
+    async with RedisCache(redis_url, prefix=unique_prefix, options=EAGER) as cache:
         await cache.set_many({f"k{n}": n for n in range(100)})
         tasks = [asyncio.create_task(cache.get(f"k{n}")) for n in range(100)]
         await asyncio.sleep(0)  # every task runs to its first wait: k0 sent, the rest queued
@@ -134,8 +134,7 @@ async def test_callers_cancelled_while_queued_have_their_commands_dropped(
 async def test_an_error_reply_fails_only_its_own_command(
     redis_url: str, unique_prefix: str
 ) -> None:
-    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
-    async with RedisCache(redis_url, prefix=unique_prefix, options=options) as cache:
+    async with RedisCache(redis_url, prefix=unique_prefix, options=EAGER) as cache:
         await cache.set_many({f"k{n}": n for n in range(20)})
         await cache.client.rpush(unique_prefix + "list", "x")  # GET on it: WRONGTYPE
         keys = [f"k{n}" for n in range(10)] + ["list"] + [f"k{n}" for n in range(10, 20)]
@@ -150,8 +149,7 @@ async def test_an_error_reply_fails_only_its_own_command(
 async def test_closing_lets_commands_already_asked_for_finish(
     redis_url: str, unique_prefix: str
 ) -> None:
-    options = ClientOptions(connect_timeout=2.0, operation_timeout=2.0, pipeline_after=1)
-    cache = RedisCache(redis_url, prefix=unique_prefix, options=options)
+    cache = RedisCache(redis_url, prefix=unique_prefix, options=EAGER)
     await cache.set("k", "v")
     gets = [asyncio.create_task(cache.get("k", "default")) for _ in range(20)]
     await asyncio.sleep(0)  # one sent, 19 queued
