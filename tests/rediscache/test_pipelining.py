@@ -10,6 +10,7 @@ import pytest
 from stratacache import (
     CacheInterface,
     ClientOptions,
+    Codec,
     GenericRedisCache,
     RedisCache,
     ValidationError,
@@ -176,6 +177,41 @@ async def test_closing_fails_what_a_hung_server_never_answers(redis_server: Redi
     assert all(get.done() for get in gets)
     assert [get.result() for get in gets] == ["default"] * 20  # a miss: nothing raised
     assert 1.9 <= closing <= 4.0  # DRAIN_SECONDS, not the pause's 10 s
+
+
+async def test_kept_connections_killed_by_the_server_are_replaced_without_an_error(
+    redis_server: RedisServer,
+) -> None:
+    """Redis dropped them (a restart, an idle timeout, CLIENT KILL): one retry each."""
+    async with RedisCache(redis_server.url, prefix="kept:", options=ROOMY) as cache:
+        await cache.set_many({f"k{n}": n for n in range(50)})
+        assert await asyncio.gather(*(cache.get(f"k{n}") for n in range(50))) == [*range(50)]
+        killed = redis_server.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        got = await asyncio.gather(*(cache.get(f"k{n}") for n in range(50)))
+        await cache.set("after", "kill")
+        assert await cache.get("after") == "kill"
+        stats = cache.get_stats()
+    assert killed >= 1
+    assert got == [*range(50)]
+    assert stats["errors"] == 0
+
+
+async def test_closing_gives_the_kept_connections_back_to_an_injected_clients_pool(
+    redis_server: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    pool = aioredis.ConnectionPool.from_url(redis_server.url, max_connections=4)
+    client = aioredis.Redis.from_pool(pool)
+    try:
+        async with RedisCache(client=client, prefix="inj:", close_client=False) as cache:
+            await cache.set("k", "v")
+            assert await asyncio.gather(*(cache.get("k") for _ in range(40))) == ["v"] * 40
+        # Had the cache kept its 4 connections, the pool would have none left to lend.
+        stored = Codec().encode("v", "k")
+        assert await asyncio.gather(*(client.get("inj:k") for _ in range(4))) == [stored] * 4
+    finally:
+        await client.aclose()
 
 
 async def test_cluster_pipelines_span_slots(redis_cluster: RedisCluster) -> None:
