@@ -107,6 +107,18 @@ async def test_a_command_group_fails_as_one_caller(redis_server: RedisServer) ->
     assert stats["pipelined"] == 2 * 20  # every get but the first: GET + PTTL
 
 
+async def test_concurrent_get_many_calls_share_pipelines(
+    redis_url: str, unique_prefix: str
+) -> None:
+    async with RedisCache(redis_url, prefix=unique_prefix, options=EAGER) as cache:
+        await cache.set_many({f"k{n}": n for n in range(100)})
+        groups = [[f"k{n}" for n in range(start, start + 10)] for start in range(0, 100, 10)]
+        found = await asyncio.gather(*(cache.get_many(group) for group in groups))
+        assert found == [{key: int(key[1:]) for key in group} for group in groups]
+        assert cache.get_stats()["pipelined"] == 9  # every MGET but the first
+        await cache.clear()
+
+
 async def test_a_caller_alone_is_never_pipelined(redis_url: str, unique_prefix: str) -> None:
     async with RedisCache(redis_url, prefix=unique_prefix, options=ROOMY) as cache:
         for n in range(50):

@@ -261,7 +261,10 @@ class RedisCache(CacheInterface):
         # in ~0.3 µs, a bytes one in ~0.08 (100 keys: 30 µs, or 8, beside a ~180 µs
         # MGET). A key never holds NUL, so NUL can join them and split them again.
         full = (prefix + ("\x00" + prefix).join(valid)).encode().split(b"\x00")
-        stored = await self._run("get_many", self._tier.get_many(full), fallback=None)
+        tier = self._tier
+        stored = await self._run(
+            "get_many", tier.get_many(full), fallback=None, pipelined=not tier.is_cluster
+        )
         if stored is None:
             self._stats["misses"] += len(valid)
             return {}

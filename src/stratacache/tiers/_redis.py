@@ -368,10 +368,10 @@ class RedisTier:
                     return removed
 
     async def _mget(self, keys: list[str | bytes]) -> list[bytes | None]:
-        """Raw MGET (split by slot on a Cluster); callers map the errors."""
+        """Raw MGET (split by slot on a Cluster, else pipelined); callers map the errors."""
         if self.is_cluster:
             return list(await self.client.mget_nonatomic(keys))
-        found: list[bytes | None] = await self.client.mget(keys)  # a list already: no copy
+        found: list[bytes | None] = await self.commands.call("MGET", *keys)
         return found
 
     async def _scan_unlink(self, match: str, *, skip_internal: bool) -> int:
