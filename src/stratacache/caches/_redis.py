@@ -249,7 +249,8 @@ class RedisCache(CacheInterface):
     async def exists(self, key: str) -> bool:
         validate_key(key)
         self._check_open()
-        return bool(await self._run("exists", self._tier.exists(self.prefix + key), fallback=False))
+        exists = self._tier.exists(self.prefix + key)
+        return bool(await self._run("exists", exists, fallback=False, pipelined=True))
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         valid = validate_keys(keys)
@@ -301,7 +302,7 @@ class RedisCache(CacheInterface):
         validate_key(key)
         self._check_open()
         result: int | None = await self._run(
-            "get_ttl", self._tier.ttl(self.prefix + key), fallback=None
+            "get_ttl", self._tier.ttl(self.prefix + key), fallback=None, pipelined=True
         )
         return result
 
@@ -335,7 +336,9 @@ class RedisCache(CacheInterface):
     async def delete(self, key: str) -> bool:
         validate_key(key)
         self._check_open()
-        removed = await self._run("delete", self._tier.delete([self.prefix + key]), fallback=0)
+        removed = await self._run(
+            "delete", self._tier.delete([self.prefix + key]), fallback=0, pipelined=True
+        )
         self._stats["deletes"] += removed
         return bool(removed)
 

@@ -196,12 +196,12 @@ class RedisTier:
 
     async def exists(self, key: str) -> bool:
         with map_redis_errors("EXISTS"):
-            return bool(await self.client.exists(key))
+            return bool(await self.commands.call("EXISTS", key))
 
     async def ttl(self, key: str) -> int | None:
         """Seconds left, rounded up; 0 if persistent; None if absent."""
         with map_redis_errors("PTTL"):
-            millis = await self.client.pttl(key)
+            millis = await self.commands.call("PTTL", key)
         if millis == -2:
             return None
         return 0 if millis == -1 else max(1, math.ceil(millis / 1000))
@@ -236,7 +236,9 @@ class RedisTier:
         if not keys:
             return 0
         with map_redis_errors("UNLINK"):
-            return int(await self.client.unlink(*keys))
+            if self.is_cluster and len(keys) > 1:  # redis-py splits them by slot
+                return int(await self.client.unlink(*keys))
+            return int(await self.commands.call("UNLINK", *keys))
 
     async def expire(self, key: str, ttl: int) -> bool:
         with map_redis_errors("GET"):
