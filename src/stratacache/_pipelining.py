@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._slots import Slots
@@ -77,6 +77,7 @@ class AutoPipeline:
             client, "single_connection_client", False
         )
         self._pool: Any = None if routes_itself else client.connection_pool
+        self._pack = _hiredis_packer(self._pool)
         self._ready: list[Any] = []  # kept connections, free
         self._suspect: list[Any] = []  # kept connections a command failed on
         self._queue: list[_Entry] = []
@@ -136,10 +137,13 @@ class AutoPipeline:
         An error reply is returned in its place (the connection is sound: the whole
         reply was read); anything else is raised, and redis-py has disconnected ``conn``.
         """
-        if len(commands) == 1:
-            await conn.send_command(*commands[0])
-        else:
+        pack = self._pack
+        if pack is None:
             await conn.send_packed_command(conn.pack_commands(commands))
+        elif len(commands) == 1:
+            await conn.send_packed_command(pack(commands[0]))
+        else:
+            await conn.send_packed_command(b"".join(map(pack, commands)))
         replies = []
         for _ in commands:
             try:
@@ -236,6 +240,20 @@ class AutoPipeline:
         self._suspect.clear()
         for conn in kept:
             await _give_back(self._pool, conn)
+
+
+def _hiredis_packer(pool: Any) -> Callable[[Command], bytes] | None:
+    """hiredis's ``pack_command``, where it packs as redis-py would (UTF-8 text).
+
+    redis-py's asyncio connections pack commands in Python: 2.4 µs for a GET, against
+    0.3 µs in C.
+    """
+    try:
+        from hiredis import pack_command
+    except ImportError:  # redis-py without its hiredis extra
+        return None
+    encoding = getattr(pool, "connection_kwargs", {}).get("encoding", "utf-8")
+    return pack_command if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else None
 
 
 async def _give_back(pool: Any, conn: Any) -> None:
