@@ -13,6 +13,7 @@ call at once). Under load, the commands of reads and writes are pipelined
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -20,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from ._ttl import validate_positive_int
 from .errors import ConfigurationError, ValidationError
 
-__all__ = ["ClientOptions", "client_from_url", "validate_redis_url"]
+__all__ = ["ClientOptions", "check_client", "client_from_url", "validate_redis_url"]
 
 _POOL_HEADROOM = 4  # the pub/sub connection, and a spare
 _SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
@@ -82,6 +83,29 @@ def validate_redis_url(url: object) -> str:
             "redis_url must include host information, e.g. redis://localhost:6379"
         )
     return url
+
+
+def check_client(client: Any) -> Any:
+    """Return a client given to a cache, or refuse one that would read other bytes.
+
+    The cache stores codec bytes under UTF-8 keys: a client that decodes replies
+    hands back text where the codec needs bytes (every read would miss), and one
+    with another text encoding would write keys the cache's own reads never find.
+    """
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is None:  # not a redis-py client: nothing to check
+        return client
+    encoder = get_encoder()
+    if encoder.decode_responses:
+        raise ConfigurationError(
+            "the cache stores bytes: give it a client created with decode_responses=False"
+        )
+    if codecs.lookup(encoder.encoding).name != "utf-8":
+        raise ConfigurationError(
+            f"the cache's keys are UTF-8: give it a client whose encoding is 'utf-8', "
+            f"not {encoder.encoding!r}"
+        )
+    return client
 
 
 def client_from_url(url: str, options: ClientOptions = ClientOptions()) -> Any:

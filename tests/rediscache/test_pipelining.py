@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from stratacache import (
     CacheInterface,
     ClientOptions,
     Codec,
+    ConfigurationError,
     GenericRedisCache,
     RedisCache,
     ValidationError,
@@ -222,6 +224,29 @@ async def test_closing_gives_the_kept_connections_back_to_an_injected_clients_po
         # Had the cache kept its 4 connections, the pool would have none left to lend.
         stored = Codec().encode("v", "k")
         assert await asyncio.gather(*(client.get("inj:k") for _ in range(4))) == [stored] * 4
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"decode_responses": True}, "decode_responses=False"),
+        ({"encoding": "latin-1"}, "'utf-8', not 'latin-1'"),
+    ],
+)
+async def test_a_client_that_would_read_other_bytes_is_refused(
+    redis_url: str, settings: dict[str, object], message: str
+) -> None:
+    """Its reads would all miss, or its keys differ from the cache's UTF-8 ones."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, **settings)
+    try:
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
+            RedisCache(client=client, prefix="refused:")
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
+            GenericRedisCache(redis_client=client, namespace="refused")
     finally:
         await client.aclose()
 

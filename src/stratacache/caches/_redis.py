@@ -23,7 +23,7 @@ from .._lease import acquire as acquire_lease
 from .._lease import release as release_lease
 from .._loops import PerLoop
 from .._pipelining import DRAIN_SECONDS
-from .._redis_client import ClientOptions, client_from_url
+from .._redis_client import ClientOptions, check_client, client_from_url
 from .._resilience import CircuitBreaker
 from .._slots import Slots
 from .._ttl import resolve_ttl, validate_default_ttl
@@ -123,7 +123,7 @@ class RedisCache(CacheInterface):
             self._lanes = PerLoop(
                 None,
                 _Lane.aclose if close_client else _Lane.keep,
-                initial=lane(client),
+                initial=lane(check_client(client)),
                 refuse=lambda: ConfigurationError(
                     "this RedisCache was given a client, which belongs to the event loop "
                     "that first used it; to share a cache between threads running their "
