@@ -7,9 +7,10 @@ not Redis's. Two parts of it are cut here:
   and gives it back for every command: two lock acquisitions, a ``can_read`` probe of
   the socket, a retry wrapper and observability hooks, about 40 µs of a 145 µs GET on
   loopback. The commands sent here go out on up to ``direct`` connections taken from
-  the client's pool once and kept, through the connection's own ``send_command`` and
-  ``read_response`` (so its timeouts, health checks and Sentinel master discovery
-  apply as usual).
+  the client's pool once and kept, through the connection's own
+  ``send_packed_command`` and ``read_response`` (so its timeouts, health checks and
+  Sentinel master discovery apply as usual), packed by hiredis in C where redis-py
+  packs in Python.
 * **Pipelining.** Once ``direct`` commands are in flight, the next ones wait in a queue
   and leave as one pipeline, in one write, as soon as a connection is free: 200
   concurrent tasks doing SET and GET measured 17,000 commands/s sent one by one and
@@ -108,7 +109,9 @@ class AutoPipeline:
             replies = await self._send_now(commands)
         finally:
             self._carry_on()
-        _raise_first_error(replies)
+        error = _first_error(replies)
+        if error is not None:
+            raise error
         return replies
 
     async def _send_now(self, commands: Sequence[Command]) -> list[Any]:
@@ -260,10 +263,8 @@ async def _give_back(pool: Any, conn: Any) -> None:
         await pool.release(conn)
 
 
-def _raise_first_error(replies: list[Any]) -> None:
-    error = next((value for value in replies if isinstance(value, Exception)), None)
-    if error is not None:
-        raise error
+def _first_error(replies: list[Any]) -> Exception | None:
+    return next((value for value in replies if isinstance(value, Exception)), None)
 
 
 def _answer(live: list[_Entry], replies: list[Any]) -> None:
@@ -273,7 +274,7 @@ def _answer(live: list[_Entry], replies: list[Any]) -> None:
         end = start + len(commands)
         if not reply.done():  # (done: its caller was cancelled while the pipeline was out)
             mine = replies[start:end]
-            error = next((value for value in mine if isinstance(value, Exception)), None)
+            error = _first_error(mine)
             if error is not None:
                 reply.set_exception(error)
             else:
