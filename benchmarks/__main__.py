@@ -194,18 +194,26 @@ def _redis_targets(rows: Sequence[dict[str, Any]] | None, skipped: str) -> list[
     return [Target(*target) for target in redis_path.targets(rows)]
 
 
+def _two_tier_targets(rows: Sequence[dict[str, Any]] | None, skipped: str) -> list[Target]:
+    if rows is None:
+        return [Target(name, False, f"not run: {skipped}") for name, _, _ in two_tier.targets([])]
+    return [Target(*target) for target in two_tier.targets(rows)]
+
+
 def evaluate_targets(
     speed_rows: Sequence[dict[str, Any]],
     memory_rows: Sequence[dict[str, Any]],
     hit_rows: Sequence[dict[str, Any]] | None,
     redis_rows: Sequence[dict[str, Any]] | None = None,
     redis_skipped: str = "no Redis",
+    two_tier_rows: Sequence[dict[str, Any]] | None = None,
 ) -> list[Target]:
     """Every target, judged from the rows the benchmarks returned (None: not run)."""
     return [
         *_speed_targets(speed_rows),
         *_memory_targets(memory_rows),
         *_redis_targets(redis_rows, redis_skipped),
+        *_two_tier_targets(two_tier_rows, redis_skipped),
         *_hit_ratio_targets(hit_rows),
     ]
 
@@ -421,8 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(body, flush=True)
     extra_sections.append(("Monitoring overhead", _method(monitoring) + "\n\n" + body))
     _section("Two tiers: the memory hit")
+    two_tier_rows: list[dict[str, Any]] | None = None
     if answers:
-        two_tier_body = two_tier.render_markdown(two_tier.run(url=url))
+        two_tier_rows = two_tier.run(url=url)
+        two_tier_body = two_tier.render_markdown(two_tier_rows)
         print(two_tier_body, flush=True)
         extra_sections.append(
             ("Two tiers: the memory hit", _method(two_tier) + "\n\n" + two_tier_body)
@@ -436,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hit_rows,
         redis_rows,
         f"no Redis answered at {redis_path.safe_url(url)}",
+        two_tier_rows,
     )
     _section("Targets")
     print(render_targets(targets))

@@ -18,7 +18,9 @@ msgpack framing) with ``SET ... EX 3600`` and reads them back with ``GET``.
   best-of). The row "redis-py, stratacache's client" sends the same plain ``GET`` /
   ``SET`` through the client stratacache builds (a plain pool of 72 connections, 0.25 s
   socket timeouts, one retry): it separates the cost of those settings from the cost of
-  stratacache's own layers.
+  stratacache's own layers. stratacache itself does not send through redis-py's
+  ``execute_command``: it keeps up to 4 connections of that pool and talks through
+  them directly (see ``stratacache._pipelining``), which is why it can beat both rows.
 * **get_many:** 100 of those keys per call (10 groups, round and round), 1,000 calls per
   measurement, beside one raw ``MGET`` of the same 100 keys (aiocache ``multi_get``,
   cashews ``get_many``).
@@ -29,8 +31,8 @@ msgpack framing) with ``SET ... EX 3600`` and reads them back with ``GET``.
   counted by its fail-safe path) and reads that missed a value just written are summed
   over all 4 rounds. redis-py's default client has a non-blocking pool of 100
   connections: calls beyond it fail at once with ``MaxConnectionsError``, so its
-  attempted rate flatters it. stratacache pipelines the GETs and SETs that find 4
-  already in flight (``ClientOptions.pipeline_after``), at its default settings.
+  attempted rate flatters it. stratacache pipelines the commands that find 4 already
+  in flight (``ClientOptions.pipeline_after``), at its default settings.
 """
 
 from __future__ import annotations

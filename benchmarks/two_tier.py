@@ -36,7 +36,17 @@ from stratacache import GenericRedisCache, InMemoryCache, RedisCache
 from benchmarks.redis_path import _delete, redis_url, safe_url, server_answers
 from benchmarks.speed import quiet_peers
 
-__all__ = ["CASHEWS", "MEMORY", "ORDER", "REDIS", "STRATACACHE", "main", "render_markdown", "run"]
+__all__ = [
+    "CASHEWS",
+    "MEMORY",
+    "ORDER",
+    "REDIS",
+    "STRATACACHE",
+    "main",
+    "render_markdown",
+    "run",
+    "targets",
+]
 
 KEY_COUNT = 1_000
 KEYS = [f"user:{i:06d}" for i in range(KEY_COUNT)]
@@ -48,6 +58,8 @@ CASHEWS = "cashews client_side (memory hit)"
 MEMORY = "stratacache InMemoryCache (no Redis; reference)"
 REDIS = "stratacache RedisCache (a round trip; reference)"
 ORDER = (MEMORY, STRATACACHE, CASHEWS, REDIS)
+MIN_VS_ROUND_TRIP = 100.0
+MIN_VS_CASHEWS = 5.0
 
 
 @dataclass
@@ -149,6 +161,32 @@ def run(loops: int = 100_000, repeats: int = 5, url: str | None = None) -> list[
     return [
         {"contender": name, "ns_per_op": best[name], "vs_ours": best[name] / ours} for name in ORDER
     ]
+
+
+def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """(target, passed, measured figure) for the memory hit inside the two-tier cache."""
+    ns = {row["contender"]: row["ns_per_op"] for row in rows}
+    goals = [
+        (
+            f"two-tier memory hit ≥ {MIN_VS_ROUND_TRIP:g}\u00d7 faster than a Redis round trip",
+            REDIS,
+            MIN_VS_ROUND_TRIP,
+        ),
+        (
+            f"two-tier memory hit ≥ {MIN_VS_CASHEWS:g}\u00d7 faster than cashews' near-cache hit",
+            CASHEWS,
+            MIN_VS_CASHEWS,
+        ),
+    ]
+    found = []
+    for name, other, minimum in goals:
+        if STRATACACHE not in ns or other not in ns:
+            found.append((name, False, "not measured"))
+            continue
+        ratio = ns[other] / ns[STRATACACHE]
+        figure = f"{ratio:.1f}\u00d7 ({ns[STRATACACHE]:,.0f} ns vs {ns[other]:,.0f} ns)"
+        found.append((name, ratio >= minimum, figure))
+    return found
 
 
 def render_markdown(rows: Sequence[dict[str, Any]]) -> str:

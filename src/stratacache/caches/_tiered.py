@@ -183,12 +183,16 @@ class GenericRedisCache(CacheInterface):
     # bus and the keys-in-flight bookkeeping see the caller's keys.
 
     async def get(self, key: str, default: Any = None) -> Any:
-        validate_key(key)
-        if self._l1 is not None and self._l1_serving():
-            value = await self._l1.get(self._scope + key, MISSING)
+        # The hot path validates nothing on a memory hit, as InMemoryCache.get: only
+        # valid keys are stored, so a key that hits is valid (an invalid one misses,
+        # and is refused below). That is a third of a hit's cost.
+        l1 = self._l1
+        if l1 is not None and type(key) is str and self._l1_serving():
+            value = await l1.get(self._scope + key, MISSING)
             if value is not MISSING:
                 self._l1_hits += 1
                 return value
+        validate_key(key)
         [value] = await self._fetch([key])
         return default if value is MISSING else value
 
