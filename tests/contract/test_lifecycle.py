@@ -87,9 +87,6 @@ def test_threads_with_their_own_loops_share_one_cache(subject: Subject) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    # A tenant view's first use starts its generation; loops racing to start it agree
-    # only after their first operations (see TenantCache), so it is started first.
-    asyncio.run(cache.get("counter"))
     threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()

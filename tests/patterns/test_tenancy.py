@@ -541,3 +541,25 @@ async def test_a_bump_reaches_another_process_memory_tier_quickly(
             assert time.perf_counter() - started < 0.05, "still served after 50 ms"
             await asyncio.sleep(0.0005)  # wall clock: a real pub/sub delivery
         await one.clear()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("two_tier", [False, True], ids=["redis", "two-tier"])
+async def test_processes_racing_to_start_a_tenant_agree_at_once(
+    redis_url: str, unique_prefix: str, two_tier: bool
+) -> None:
+    """Caches of their own (as in separate processes): nothing single-flights them."""
+
+    def cache() -> RedisCache | GenericRedisCache:
+        if two_tier:
+            return GenericRedisCache(redis_url, namespace=unique_prefix, options=ROOMY)
+        return RedisCache(redis_url, prefix=unique_prefix, options=ROOMY)
+
+    async with cache() as one, cache() as two, cache() as three:
+        views = [TenantCache(shared, "fresh") for shared in (one, two, three)]
+        # Every view's first write races the others' to start the generation.
+        await asyncio.gather(*(view.incr("hits") for view in views))
+        generations = {await view.current_version() for view in views}
+        assert len(generations) == 1
+        assert [await view.get("hits") for view in views] == [3, 3, 3]
+        await one.clear()

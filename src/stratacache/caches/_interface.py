@@ -226,6 +226,19 @@ class CacheInterface(ABC):
         """
         return await self.get(key, MISSING)
 
+    async def _start_counter(self, key: str, start: int) -> int:
+        """The counter under ``key``, set first to ``start`` (no expiry) if absent.
+
+        The caches of this package do this atomically, so that callers racing to
+        start a counter (TenantCache's generations) all get one value. This default,
+        for other subclasses, does not: racers may each add their ``start``.
+        """
+        value = await self.get(key, MISSING)
+        if value is MISSING:
+            value = await self.incr(key, start)
+            await self.expire(key, 0)
+        return int(value)
+
     async def _acquire_lease(self, key: str, token: str, seconds: float) -> bool | None:
         """Take the cross-process load lease of ``key`` (see ``_lease``).
 

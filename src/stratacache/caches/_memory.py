@@ -305,6 +305,14 @@ class InMemoryCache(CacheInterface):
         self._calls["incr"] += 1
         return result
 
+    async def _start_counter(self, key: str, start: int) -> int:
+        validate_key(key)
+        self._check_open()
+        try:
+            return self._tier.start_counter(key, start)
+        except TypeError as exc:
+            raise incr_refused(key, start, overflow=False, holding=f"a {exc}") from None
+
     async def clear(self) -> None:
         countdown = self._countdown - 1
         if not countdown:

@@ -376,6 +376,17 @@ class RedisCache(CacheInterface):
             raise incr_refused(key, delta, overflow=True) from None
         return result
 
+    async def _start_counter(self, key: str, start: int) -> int:
+        validate_key(key)
+        self._check_open()
+        try:  # strict, as incr: no value would be right
+            result: int = await self._run(
+                "incr", self._tier.start_counter(self.prefix + key, start), strict=True
+            )
+        except TypeError:
+            raise incr_refused(key, start, overflow=False) from None
+        return result
+
     async def clear(self) -> None:
         self._check_open()
         if not self.prefix:

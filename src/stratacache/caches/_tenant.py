@@ -291,11 +291,8 @@ class TenantCache(CacheInterface):
         """
         self._check_open()
         cache, key = self._cache, self._version_key
-        generation = await cache.incr(key, 1)
-        if generation == 1:  # there was no version key: start at a random generation
-            generation = await cache.incr(key, _first_generation())
-        await cache.expire(key, 0)
-        return generation
+        await cache._start_counter(key, _first_generation())  # a version key to bump
+        return await cache.incr(key, 1)
 
     async def _generation(self) -> int:
         # An ordinary read (not a peek): it keeps the version key the hottest key of
@@ -315,15 +312,10 @@ class TenantCache(CacheInterface):
         return int(generation)
 
     async def _start_generation(self) -> int:
-        cache, key = self._cache, self._version_key
-        value = await cache.get(key, MISSING)
-        if type(value) is int:
-            return int(value)
         try:
-            # incr, never set: it cannot undo a concurrent bump, and processes
-            # racing here end on one (new) generation after their first operation.
-            generation = await cache.incr(key, _first_generation())
-            await cache.expire(key, 0)
+            # Atomic: processes (and loops) racing here all get the first one's
+            # generation, and it never undoes a concurrent bump.
+            generation = await self._cache._start_counter(self._version_key, _first_generation())
         except InfrastructureError as exc:
             # Redis is down and the cache fails safe: serve this operation from a
             # generation no real one ever uses, so nothing stale can be read.

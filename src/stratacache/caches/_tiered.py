@@ -310,6 +310,14 @@ class GenericRedisCache(CacheInterface):
         await self._publish("keys", [key])
         return result
 
+    async def _start_counter(self, key: str, start: int) -> int:
+        validate_key(key)
+        result = await self._l2._start_counter(self._scope + key, start)
+        if self._l1 is not None:  # a copy left from before Redis lost the key
+            await self._l1.delete(self._scope + key)
+        await self._publish("keys", [key])
+        return result
+
     async def clear(self) -> None:
         if self._scope:  # only this namespace of caches that may hold others
             await self._l2.invalidate_pattern(escape_glob(self._scope) + "*")

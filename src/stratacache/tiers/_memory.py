@@ -223,11 +223,7 @@ class MemoryTier:
         """
         now = self._clock()
         with self._lock:
-            entry = self._data.get(key)
-            if entry is not None and entry.expires_at <= now:
-                entry = None  # expired: counts from 0, as if absent
-            if entry is not None and (entry.form != AS_IS or type(entry.value) is not int):
-                raise TypeError(type(entry.value).__name__)
+            entry = self._live_int(key, now)
             result: int = (0 if entry is None else entry.value) + delta
             if not INT64_MIN <= result <= INT64_MAX:
                 raise OverflowError(result)
@@ -241,6 +237,29 @@ class MemoryTier:
                 if self.max_bytes is not None and self.bytes > self.max_bytes:
                     self._enforce_bounds()
             return result
+
+    def start_counter(self, key: str, start: int) -> int:
+        """Atomically: the ``int`` entry of ``key``, set to ``start`` (forever) if absent.
+
+        Callers racing to start a counter all get the first one's ``start``.
+        Raises ``TypeError`` if the entry is not an int.
+        """
+        now = self._clock()
+        with self._lock:
+            entry = self._live_int(key, now)
+            if entry is not None:
+                return int(entry.value)
+            self._put(key, Entry(start, AS_IS, INF, entry_size(key, start), NO_TAGS), now)
+            return start
+
+    def _live_int(self, key: str, now: float) -> Entry | None:
+        """The unexpired entry of ``key`` if any; ``TypeError`` unless it holds an int."""
+        entry = self._data.get(key)
+        if entry is None or entry.expires_at <= now:
+            return None  # expired: as if absent
+        if entry.form != AS_IS or type(entry.value) is not int:
+            raise TypeError(type(entry.value).__name__)
+        return entry
 
     def _put(self, key: str, entry: Entry, now: float) -> bool:
         # Overwrites are the common write: they replace the entry in place in the

@@ -63,6 +63,10 @@ return 1
 # INCRBY do the exact 64-bit arithmetic (Lua numbers are doubles), and re-wraps it,
 # all in one atomic step on one key. Errors (not an integer, overflow) restore the
 # value and are returned to the caller.
+_START_COUNTER = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
 _INCR = """
 local data = redis.call('GET', KEYS[1])
 if not data then
@@ -272,6 +276,18 @@ class RedisTier:
             if "overflow" in str(exc.__cause__):
                 raise OverflowError(str(exc.__cause__)) from None
             raise TypeError(str(exc.__cause__)) from None
+
+    async def start_counter(self, key: str, start: int) -> int:
+        """Atomically: the counter under ``key``, set to ``start`` (persistent) if absent.
+
+        Raises ``TypeError`` if the value there is not a decimal integer.
+        """
+        with map_redis_errors("SET NX"):
+            data = await self.client.eval(_START_COUNTER, 1, key, start)
+        try:
+            return int(data)
+        except ValueError:
+            raise TypeError("a value") from None
 
     # -- invalidation ----------------------------------------------------------
 
