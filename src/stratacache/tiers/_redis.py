@@ -58,15 +58,18 @@ if current >= 0 and current < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
 
+# A counter started at ARGV[1] (persistent) unless it exists, and its value: one
+# atomic step, so that callers racing to start it all read the first one's start.
+_START_COUNTER = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
+
 # INCRBY that gives a new key the default TTL and keeps an existing key's TTL. A
 # tagged counter is an envelope around decimal text: the script unwraps it, lets
 # INCRBY do the exact 64-bit arithmetic (Lua numbers are doubles), and re-wraps it,
 # all in one atomic step on one key. Errors (not an integer, overflow) restore the
 # value and are returned to the caller.
-_START_COUNTER = """
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
-"""
 _INCR = """
 local data = redis.call('GET', KEYS[1])
 if not data then
