@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._ttl import validate_positive_int
+from ._ttl import validate_positive_int, validate_positive_seconds
 from .errors import ConfigurationError, ValidationError
 
 __all__ = ["ClientOptions", "check_client", "client_from_url", "validate_redis_url"]
@@ -43,10 +43,8 @@ class ClientOptions:
     pipeline_after: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "operation_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValidationError(f"{name} must be a positive number of seconds, not {value!r}")
+        validate_positive_seconds("connect_timeout", self.connect_timeout)
+        validate_positive_seconds("operation_timeout", self.operation_timeout)
         validate_positive_int("max_connections", self.max_connections)
         validate_positive_int("pipeline_after", self.pipeline_after)
         if type(self.retries) is not int or self.retries < 0:

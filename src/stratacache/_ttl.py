@@ -7,6 +7,8 @@ though it is an ``int`` subclass: ``ttl=True`` is always a mistake.
 
 from __future__ import annotations
 
+import math
+
 from .errors import ValidationError
 
 MAX_DEFAULT_TTL = 365 * 24 * 3600
@@ -46,6 +48,20 @@ def validate_default_ttl(value: object) -> int:
             {"default_ttl": value},
         )
     return value
+
+
+def validate_positive_seconds(name: str, value: object) -> float:
+    """Validate a duration setting (timeouts): a finite number of seconds above 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValidationError(
+            f"{name} must be a positive number of seconds, got {value!r}", {name: repr(value)}
+        )
+    return float(value)
 
 
 def validate_positive_int(name: str, value: object) -> int:

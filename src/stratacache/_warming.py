@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._keys import validate_key, validate_tags
-from ._ttl import resolve_ttl
+from ._ttl import resolve_ttl, validate_positive_seconds
 from .caches._interface import CacheInterface
 from .errors import ValidationError
 
@@ -204,16 +203,7 @@ async def _report(progress: Progress, done: int, total: int, key: str, ok: bool)
 
 
 def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    return None if timeout is None else validate_positive_seconds("timeout", timeout)
 
 
 def _check_no_arguments(loader: Callable[[], Any], key: str) -> None:

@@ -277,6 +277,7 @@ async def test_sentinel_pipelines(redis_sentinel: RedisSentinel) -> None:
         ("max_connections", True),
         ("retries", -1),
         ("operation_timeout", 0),
+        ("operation_timeout", float("inf")),
         ("connect_timeout", "1"),
     ],
 )

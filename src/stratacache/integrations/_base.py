@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
+from .._ttl import validate_positive_seconds
 from ..caches._interface import CacheInterface
 from ..errors import ValidationError
 from ._dispatch import DEFAULT_TIMEOUT, Dispatcher
@@ -42,13 +43,8 @@ class InvalidatorBase:
                 f"cache must be a stratacache CacheInterface, not {type(cache).__name__}",
                 {"cache_type": type(cache).__name__},
             )
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-        ):
-            raise ValidationError(
-                f"timeout must be a positive number of seconds or None, got {timeout!r}",
-                {"timeout": repr(timeout)},
-            )
+        if timeout is not None:
+            validate_positive_seconds("timeout", timeout)
         self.cache = cache
         self._id = next(_ids)
         self._registry = Registry()
