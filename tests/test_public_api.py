@@ -14,8 +14,8 @@ import stratacache.testing
 def test_all_lists_every_public_name_and_only_those() -> None:
     public = {
         name
-        for name, value in vars(stratacache).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in dir(stratacache)
+        if not name.startswith("_") and not isinstance(getattr(stratacache, name), types.ModuleType)
     }
     assert set(stratacache.__all__) - {"__version__"} == public
 
@@ -51,6 +51,7 @@ def test_importing_starts_no_threads_loops_or_connections() -> None:
         "import stratacache, stratacache.testing;"
         "assert threading.active_count() == before, 'a thread started at import';"
         "assert asyncio.get_event_loop_policy()._local._loop is None, 'a loop was created';"
-        "assert 'redis' not in sys.modules, 'redis imported eagerly'"
+        "assert 'redis' not in sys.modules, 'redis imported eagerly';"
+        "assert 'pydantic_settings' not in sys.modules, 'the config layer imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
