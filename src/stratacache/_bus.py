@@ -12,6 +12,10 @@ have changed meanwhile). Reconnection backs off from ``reconnect_delay`` up to
 ``max_reconnect_delay``, forever, until :meth:`aclose`.
 
 Messages are msgpack ``[origin, kind, items]``; a process ignores its own origin.
+Keys invalidated while a ``keys`` message of the same event loop is out wait for it
+and leave together, in the next one (at most ``MAX_KEYS`` a message): under a burst
+of writes, every process in the fleet reads a few messages instead of one a write.
+A writer still returns only once its keys are published.
 
 On a Redis Cluster, a PUBLISH on any node reaches the subscribers of every node, so
 the subscription lives on one node and moves to the next when that node is lost
@@ -24,12 +28,16 @@ import asyncio
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import msgpack
 
-__all__ = ["InvalidationBus", "Kind", "State"]
+__all__ = ["MAX_KEYS", "InvalidationBus", "Kind", "State"]
+
+MAX_KEYS = 1_000
+"""Keys per message at most: a larger batch leaves as several messages."""
 
 logger = logging.getLogger("stratacache")
 
@@ -84,6 +92,10 @@ class InvalidationBus:
         self._task: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._node = 0  # on a Cluster: which node to subscribe (and publish) through
+        # Per event loop with a keys message out: the keys waiting for the next one.
+        self._keys_out: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting | None]
+        self._keys_out = weakref.WeakKeyDictionary()
+        self._senders: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -124,9 +136,57 @@ class InvalidationBus:
     async def publish(self, kind: Kind, items: Sequence[str] = ()) -> None:
         """Tell every other process; raises the client's error if Redis fails.
 
-        On a Cluster, PUBLISH reaches every node from any node: it goes through one
-        node at a time, the next one if that fails.
+        Keys wait for the keys message already out on this loop, if any, and leave
+        in the next (see the module's docstring).
         """
+        if kind != "keys":
+            await self._send(kind, items)
+            return
+        loop = asyncio.get_running_loop()
+        if loop not in self._keys_out:
+            self._keys_out[loop] = None
+            try:
+                await self._send("keys", items)
+            finally:
+                self._send_waiting(loop)
+            return
+        waiting = self._keys_out[loop]
+        if waiting is None:
+            waiting = self._keys_out[loop] = _Waiting(loop.create_future())
+        waiting.keys.update(dict.fromkeys(items))
+        await asyncio.shield(waiting.sent)
+
+    def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A keys message is done: send the keys that waited for it, if any."""
+        waiting = self._keys_out.pop(loop, None)
+        if waiting is None:
+            return
+        self._keys_out[loop] = None  # out again
+        task = loop.create_task(self._send_batch(loop, waiting))
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
+
+    async def _send_batch(self, loop: asyncio.AbstractEventLoop, waiting: _Waiting) -> None:
+        keys = list(waiting.keys)
+        try:
+            for start in range(0, len(keys), MAX_KEYS):
+                await self._send("keys", keys[start : start + MAX_KEYS])
+        except asyncio.CancelledError:  # the loop is ending: so is every waiter
+            waiting.sent.cancel()
+            following = self._keys_out.pop(loop, None)
+            if following is not None:
+                following.sent.cancel()
+            raise
+        except Exception as exc:
+            waiting.sent.set_exception(exc)
+            waiting.sent.exception()  # retrieved: its waiters may all have been cancelled
+        else:
+            waiting.sent.set_result(None)
+        self._send_waiting(loop)
+
+    async def _send(self, kind: Kind, items: Sequence[str]) -> None:
+        """One message. On a Cluster, PUBLISH reaches every node from any node: it
+        goes through one node at a time, the next one if that fails."""
         message = msgpack.packb([self.origin, kind, list(items)])
         client = self._client()
         if not _is_cluster(client):
@@ -223,6 +283,16 @@ class InvalidationBus:
             return
         self.received += 1
         await self._apply(kind, [str(item) for item in items])
+
+
+class _Waiting:
+    """Keys waiting for the next keys message of a loop, and its outcome."""
+
+    __slots__ = ("keys", "sent")
+
+    def __init__(self, sent: asyncio.Future[None]) -> None:
+        self.keys: dict[str, None] = {}  # ordered, without repeats
+        self.sent = sent
 
 
 async def _confirmed(pubsub: Any, timeout: float = 5.0) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from stratacache._bus import InvalidationBus
+from stratacache._bus import MAX_KEYS, InvalidationBus
 
 from redis_servers import RedisServer
 
@@ -75,6 +75,50 @@ async def test_others_hear_every_invalidation_and_nobody_hears_itself(
     finally:
         await bus_a.aclose()
         await bus_b.aclose()
+
+
+async def test_keys_invalidated_while_a_message_is_out_leave_together(
+    client: aioredis.Redis, unique_prefix: str
+) -> None:
+    channel = unique_prefix + "bus"
+    a, b = Recorder(), Recorder()
+    bus_a = InvalidationBus(lambda: client, channel, apply=a.apply, flush=a.flush)
+    bus_b = InvalidationBus(lambda: client, channel, apply=b.apply, flush=b.flush)
+    try:
+        assert await bus_b.start()
+        # 2,500 writers at once: the first message goes alone; the 2,499 keys (one
+        # twice) that waited for it leave in the next one, split at MAX_KEYS.
+        keys = [f"k{n}" for n in range(2_500)]
+        await asyncio.gather(
+            *(bus_a.publish("keys", [key]) for key in keys), bus_a.publish("keys", ["k7"])
+        )
+        await until(lambda: sum(len(items) for _, items in b.applied) == 2_500, timeout=2.0)
+        assert [len(items) for _, items in b.applied] == [1, MAX_KEYS, MAX_KEYS, 499]
+        assert sorted(key for _, items in b.applied for key in items) == sorted(keys)
+        assert bus_a.published == 4
+        await bus_a.publish("keys", ["alone"])  # nothing out: sent at once
+        await until(lambda: b.applied[-1] == ("keys", ["alone"]), timeout=1.0)
+    finally:
+        await bus_b.aclose()
+
+
+async def test_keys_waiting_for_a_failed_message_all_get_its_error(unique_prefix: str) -> None:
+    sent: list[bytes] = []
+
+    async def failing(channel: str, message: bytes) -> None:
+        sent.append(message)
+        await asyncio.sleep(0)  # a round trip: the others join the next message meanwhile
+        raise ConnectionError("Redis went away")
+
+    recorder = Recorder()
+    bus = InvalidationBus(
+        lambda: None, "c", apply=recorder.apply, flush=recorder.flush, publish_with=failing
+    )
+    results = await asyncio.gather(
+        *(bus.publish("keys", [f"k{n}"]) for n in range(10)), return_exceptions=True
+    )
+    assert [type(result) for result in results] == [ConnectionError] * 10
+    assert len(sent) == 2  # the first key alone, then the nine that waited for it
 
 
 async def test_malformed_messages_are_ignored(client: aioredis.Redis, unique_prefix: str) -> None:
