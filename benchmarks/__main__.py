@@ -188,16 +188,15 @@ def _hit_ratio_targets(rows: Sequence[dict[str, Any]] | None) -> list[Target]:
     ]
 
 
-def _redis_targets(rows: Sequence[dict[str, Any]] | None, skipped: str) -> list[Target]:
+def _needing_redis(
+    judge: Callable[[Sequence[dict[str, Any]]], list[tuple[str, bool, str]]],
+    rows: Sequence[dict[str, Any]] | None,
+    skipped: str,
+) -> list[Target]:
+    """A Redis benchmark's targets; each failed as not run when there was no Redis."""
     if rows is None:
-        return [Target(name, False, f"not run: {skipped}") for name, _, _ in redis_path.targets([])]
-    return [Target(*target) for target in redis_path.targets(rows)]
-
-
-def _two_tier_targets(rows: Sequence[dict[str, Any]] | None, skipped: str) -> list[Target]:
-    if rows is None:
-        return [Target(name, False, f"not run: {skipped}") for name, _, _ in two_tier.targets([])]
-    return [Target(*target) for target in two_tier.targets(rows)]
+        return [Target(name, False, f"not run: {skipped}") for name, _, _ in judge([])]
+    return [Target(*target) for target in judge(rows)]
 
 
 def evaluate_targets(
@@ -212,8 +211,8 @@ def evaluate_targets(
     return [
         *_speed_targets(speed_rows),
         *_memory_targets(memory_rows),
-        *_redis_targets(redis_rows, redis_skipped),
-        *_two_tier_targets(two_tier_rows, redis_skipped),
+        *_needing_redis(redis_path.targets, redis_rows, redis_skipped),
+        *_needing_redis(two_tier.targets, two_tier_rows, redis_skipped),
         *_hit_ratio_targets(hit_rows),
     ]
 

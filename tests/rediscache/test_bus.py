@@ -52,9 +52,12 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def test_others_hear_every_invalidation_and_nobody_hears_itself(
-    client: aioredis.Redis, unique_prefix: str
-) -> None:
+Pair = tuple[InvalidationBus, Recorder, InvalidationBus, Recorder]
+
+
+@pytest.fixture
+async def pair(client: aioredis.Redis, unique_prefix: str) -> AsyncIterator[Pair]:
+    """Two subscribed buses on one channel, each with the recorder it applies to."""
     channel = unique_prefix + "bus"
     a, b = Recorder(), Recorder()
     bus_a = InvalidationBus(lambda: client, channel, apply=a.apply, flush=a.flush)
@@ -62,47 +65,43 @@ async def test_others_hear_every_invalidation_and_nobody_hears_itself(
     try:
         assert await bus_a.start()
         assert await bus_b.start()
-        for n in range(200):
-            await bus_a.publish("keys", [f"k{n}"])
-            await until(lambda n=n: len(b.applied) > n, timeout=1.0)  # type: ignore[misc]
-        await bus_a.publish("pattern", ["user:*"])
-        await bus_a.publish("tags", ["t1", "t2"])
-        await bus_a.publish("clear")
-        await until(lambda: len(b.applied) == 203, timeout=1.0)
-        assert b.applied[-3:] == [("pattern", ["user:*"]), ("tags", ["t1", "t2"]), ("clear", [])]
-        assert a.applied == []  # its own messages are not applied
-        assert [items for _, items in b.applied[:200]] == [[f"k{n}"] for n in range(200)]
+        yield bus_a, a, bus_b, b
     finally:
         await bus_a.aclose()
         await bus_b.aclose()
 
 
-async def test_keys_invalidated_while_a_message_is_out_leave_together(
-    client: aioredis.Redis, unique_prefix: str
-) -> None:
-    channel = unique_prefix + "bus"
-    a, b = Recorder(), Recorder()
-    bus_a = InvalidationBus(lambda: client, channel, apply=a.apply, flush=a.flush)
-    bus_b = InvalidationBus(lambda: client, channel, apply=b.apply, flush=b.flush)
-    try:
-        assert await bus_b.start()
-        # 2,500 writers at once: the first message goes alone; the 2,499 keys (one
-        # twice) that waited for it leave in the next one, split at MAX_KEYS.
-        keys = [f"k{n}" for n in range(2_500)]
-        await asyncio.gather(
-            *(bus_a.publish("keys", [key]) for key in keys), bus_a.publish("keys", ["k7"])
-        )
-        await until(lambda: sum(len(items) for _, items in b.applied) == 2_500, timeout=2.0)
-        assert [len(items) for _, items in b.applied] == [1, MAX_KEYS, MAX_KEYS, 499]
-        assert sorted(key for _, items in b.applied for key in items) == sorted(keys)
-        assert bus_a.published == 4
-        await bus_a.publish("keys", ["alone"])  # nothing out: sent at once
-        await until(lambda: b.applied[-1] == ("keys", ["alone"]), timeout=1.0)
-    finally:
-        await bus_b.aclose()
+async def test_others_hear_every_invalidation_and_nobody_hears_itself(pair: Pair) -> None:
+    bus_a, a, _, b = pair
+    for n in range(200):
+        await bus_a.publish("keys", [f"k{n}"])
+        await until(lambda n=n: len(b.applied) > n, timeout=1.0)  # type: ignore[misc]
+    await bus_a.publish("pattern", ["user:*"])
+    await bus_a.publish("tags", ["t1", "t2"])
+    await bus_a.publish("clear")
+    await until(lambda: len(b.applied) == 203, timeout=1.0)
+    assert b.applied[-3:] == [("pattern", ["user:*"]), ("tags", ["t1", "t2"]), ("clear", [])]
+    assert a.applied == []  # its own messages are not applied
+    assert [items for _, items in b.applied[:200]] == [[f"k{n}"] for n in range(200)]
 
 
-async def test_keys_waiting_for_a_failed_message_all_get_its_error(unique_prefix: str) -> None:
+async def test_keys_invalidated_while_a_message_is_out_leave_together(pair: Pair) -> None:
+    bus_a, _, _, b = pair
+    # 2,500 writers at once: the first message goes alone; the 2,499 keys (one
+    # twice) that waited for it leave in the next one, split at MAX_KEYS.
+    keys = [f"k{n}" for n in range(2_500)]
+    await asyncio.gather(
+        *(bus_a.publish("keys", [key]) for key in keys), bus_a.publish("keys", ["k7"])
+    )
+    await until(lambda: sum(len(items) for _, items in b.applied) == 2_500, timeout=2.0)
+    assert [len(items) for _, items in b.applied] == [1, MAX_KEYS, MAX_KEYS, 499]
+    assert sorted(key for _, items in b.applied for key in items) == sorted(keys)
+    assert bus_a.published == 4
+    await bus_a.publish("keys", ["alone"])  # nothing out: sent at once
+    await until(lambda: b.applied[-1] == ("keys", ["alone"]), timeout=1.0)
+
+
+async def test_keys_waiting_for_a_failed_message_all_get_its_error() -> None:
     sent: list[bytes] = []
 
     async def failing(channel: str, message: bytes) -> None:
